@@ -1,0 +1,183 @@
+"""The `edgenas` command: a thin layer over the Python API. Every user error ends as one line and exit code 2."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EdgenasError
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class Cli(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgenasError as e:
+            raise UserError(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; measurements already stored are kept", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgenas")
+@click.option("--profiles", "profile_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Extra folder of device profiles (*.yaml); its files override bundled ones of the same name.")
+@click.option("--targets", "target_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Extra folder of compilation targets (*.yaml).")
+def cli(profile_dirs, target_dirs):
+    """Hardware-aware edge deployment compiler: architecture -> ONNX -> TVM -> measured artifact."""
+    from .profile import PROFILES
+    from .target import TARGETS
+
+    try:
+        for d in profile_dirs:
+            PROFILES.add_dir(d)
+        for d in target_dirs:
+            TARGETS.add_dir(d)
+    except EdgenasError as e:
+        raise UserError(str(e)) from None
+
+
+@cli.command("compile")
+@click.option("--target", "-t", "profile", default="host", show_default=True, help="Device profile name.")
+@click.option("--arch", "-a", required=True, help="Architecture string of the search space.")
+@click.option("--output", "-o", type=click.Path(), default=None, help="Artifact directory [default: out/PROFILE].")
+@click.option("--space", default="nb201", show_default=True)
+@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Measurement store (SQLite).")
+@click.option("--no-measure", is_flag=True, help="Compile only; do not time the library.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def compile_cmd(profile, arch, output, space, db, no_measure, as_json):
+    """Compile ARCH for a device profile into a measured, deployable artifact."""
+    from .pipeline import compile_artifact
+
+    art = compile_artifact(profile, arch, output or Path("out") / profile, space=space, db=db,
+                           measure_latency=not no_measure)
+    if as_json:
+        click.echo(json.dumps(art.report, indent=2))
+        return
+    r = art.report
+    click.echo(f"artifact   {art.directory}/  (model.onnx, model.so, manifest.json, report.json)")
+    click.echo(f"arch       {r['arch']}")
+    c = r["costs"]
+    click.echo(f"costs      {c['mflops']:.1f} MFLOPs, {c['params'] / 1e6:.3f} M params, "
+               f"{c['peak_activation_mb']:.3f} MB peak activations")
+    click.echo(f"compiled   {r['compile']['kernels']} kernels in {r['compile']['seconds']:.1f} s "
+               f"(untuned: no tuning database for this target)")
+    if not r["measured"]:
+        click.echo(f"latency    not measured: {r['not_measured_because']}")
+    for runtime, s in r["latency_ms"].items():
+        flag = "" if s["stable"] else "  (unstable: spread above 5%)"
+        click.echo(f"latency    {runtime:<12} p50 {s['p50_ms']:.3f} ms  p90 {s['p90_ms']:.3f} ms  "
+                   f"min {s['min_ms']:.3f} ms  ({s['repeats']}x{s['number']} runs, {s['threads']} threads){flag}")
+    if "tvm_vs_onnxruntime" in r:
+        click.echo(f"ratio      tvm / onnxruntime = {r['tvm_vs_onnxruntime']:.2f}")
+
+
+@cli.command("measure")
+@click.option("--target", "-t", "profile", default="host", show_default=True, help="Device profile name.")
+@click.option("--arch", "-a", "archs", multiple=True, required=True, help="Architecture (repeatable).")
+@click.option("--runtime", "runtimes", multiple=True, type=click.Choice(["tvm", "onnxruntime"]),
+              default=("tvm", "onnxruntime"), show_default=True)
+@click.option("--space", default="nb201", show_default=True)
+@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Measurement store (SQLite).")
+@click.option("--json", "as_json", is_flag=True)
+def measure_cmd(profile, archs, runtimes, space, db, as_json):
+    """Build, compile and time architectures on a profile; every result goes into the store."""
+    from .pipeline import measure_archs
+
+    rows = measure_archs(profile, list(archs), space=space, db=db, runtimes=runtimes)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(row["arch"])
+        for runtime in runtimes:
+            s = row[runtime]
+            click.echo(f"  {runtime:<12} p50 {s['p50_ms']:9.3f} ms  p90 {s['p90_ms']:9.3f} ms  "
+                       f"spread {100 * s['spread']:4.1f}%  stored as #{s['store_id']}")
+
+
+@cli.group("profiles")
+def profiles_group():
+    """Device profiles."""
+
+
+@profiles_group.command("list")
+def profiles_list():
+    from .profile import PROFILES
+
+    for name in PROFILES.names():
+        p = PROFILES.get(name)
+        click.echo(f"{name:<16} {p.kind:<11} {p.target:<13} {p.measure['via']:<6} {p.description}")
+
+
+@profiles_group.command("show")
+@click.argument("name")
+def profiles_show(name):
+    from dataclasses import asdict
+
+    from .profile import PROFILES
+
+    p = PROFILES.get(name)
+    click.echo(json.dumps({**asdict(p), "resolved_target": _resolved(p)}, indent=2))
+
+
+def _resolved(p):
+    try:
+        t = p.resolved_target()
+        return {"tvm": t.tvm, "host": t.host, "linker": t.compiler or "native"}
+    except EdgenasError as e:
+        return f"unresolved here: {e}"
+
+
+@cli.group("targets")
+def targets_group():
+    """Compilation targets."""
+
+
+@targets_group.command("list")
+def targets_list():
+    from .target import TARGETS
+
+    for name in TARGETS.names():
+        t = TARGETS.get(name)
+        click.echo(f"{name:<13} {t.machine:<8} {t.device:<5} {t.description}")
+
+
+@cli.group("arch")
+def arch_group():
+    """Architectures of a search space."""
+
+
+@arch_group.command("show")
+@click.argument("arch")
+@click.option("--space", default="nb201", show_default=True)
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1))
+def arch_show(arch, space, batch):
+    """Canonical form, encoding and static costs of ARCH."""
+    from .spaces import get_space
+
+    sp = get_space(space, batch=batch)
+    canonical = sp.canonical(arch)
+    info = {"space": sp.name, "arch": canonical, "input_shape": list(sp.input_shape),
+            "encoding": [int(v) for v in sp.encode(canonical)], "costs": sp.costs(canonical).as_dict()}
+    if hasattr(sp, "index"):
+        info["index"] = sp.index(canonical)
+    if hasattr(sp, "is_degenerate"):
+        info["degenerate"] = sp.is_degenerate(canonical)
+    click.echo(json.dumps(info, indent=2))
+
+
+def main() -> None:
+    cli(prog_name="edgenas")

@@ -1,0 +1,91 @@
+"""PyTorch -> ONNX: batch norms folded into their convolutions, exported (opset 18), simplified with onnxsim,
+checked with onnx.checker, and verified numerically against PyTorch with onnxruntime."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxsim
+import torch
+from torch import nn
+
+from .errors import EdgenasError
+from .measure import onnxruntime_session
+
+OPSET = 18
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    max_abs_error: float  # onnxruntime vs PyTorch on a random input
+    reference_input: np.ndarray
+    reference_output: np.ndarray  # PyTorch's output for reference_input
+
+
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm2d that directly follows a Conv2d inside an nn.Sequential into the convolution."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for module in model.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for i in range(len(module) - 1):
+            conv, bn = module[i], module[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                module[i], module[i + 1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
+    return model
+
+
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path, tolerance: float = 1e-4,
+                seed: int = 0) -> ExportResult:
+    """Write `model` as a simplified, checked ONNX file at `path` and verify it against PyTorch."""
+    path = Path(path)
+    model = fold_batch_norms(model.eval())
+    x = torch.from_numpy(np.random.default_rng(seed).standard_normal(input_shape, dtype=np.float32))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    with _quiet():
+        program = torch.onnx.export(model, (x,), dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME],
+                                    output_names=[OUTPUT_NAME], optimize=True, verbose=False)
+    simplified, ok = onnxsim.simplify(program.model_proto)
+    if not ok:
+        raise EdgenasError("onnxsim could not validate the simplified model; report this architecture as a bug")
+    try:
+        onnx.checker.check_model(simplified, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise EdgenasError(f"exported ONNX fails onnx.checker ({str(e).splitlines()[0]}); report it as a bug") from None
+    try:
+        onnx.save(simplified, str(path))
+    except OSError as e:
+        raise EdgenasError(f"cannot write {path} ({e.strerror}); choose a writable output directory") from None
+    got = onnxruntime_session(path, x.numpy(), threads=1).output
+    error = float(np.max(np.abs(got - expected)))
+    if not error <= tolerance:
+        raise EdgenasError(f"ONNX output differs from PyTorch by {error:.3g} (> {tolerance:g}); report it as a bug")
+    return ExportResult(path, tuple(input_shape), tuple(expected.shape), error, x.numpy(), expected)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The dynamo exporter prints progress and warns about torchvision; keep the user's terminal clean."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)

@@ -1,0 +1,155 @@
+"""Timing a model on a runtime: warm-up, calibrated batches, repeats until the spread is small.
+
+Runtimes are registered by name (`tvm` for a compiled library, `onnxruntime` for an ONNX file); each
+turns a model file into a `Session` whose `run(n)` returns the mean seconds of n back-to-back inferences,
+timed inside the runtime where it can. `measure` is the one entry point: it pins the thread count, checks
+the output, and returns statistics over the repeats, flagged unstable when their spread stays wide.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import host
+from .errors import EdgenasError
+
+
+@dataclass(frozen=True)
+class Session:
+    run: Callable[[int], float]  # n -> mean seconds per inference over n back-to-back runs
+    output: np.ndarray  # the output for the measured input
+    version: str
+
+
+RUNTIMES: dict[str, Callable[[Path, np.ndarray, int], Session]] = {}
+
+
+def register_runtime(name: str):
+    def wrap(fn):
+        RUNTIMES[name] = fn
+        return fn
+    return wrap
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long to time: warm-up, the minimum length of one repeat, and when to stop repeating."""
+
+    warmup_s: float = 0.2
+    min_repeat_ms: float = 20.0
+    min_repeats: int = 10
+    max_repeats: int = 60
+    max_seconds: float = 10.0
+    max_spread: float = 0.05  # interquartile range / median of the repeats counted as stable
+
+
+@dataclass(frozen=True)
+class Stats:
+    p50_ms: float
+    p90_ms: float
+    min_ms: float
+    mean_ms: float
+    std_ms: float
+    spread: float
+    repeats: int
+    number: int  # inferences per repeat
+    stable: bool
+
+    @classmethod
+    def of(cls, samples_ms: list[float], number: int, max_spread: float) -> "Stats":
+        a = np.asarray(samples_ms)
+        p25, p50, p75, p90 = np.percentile(a, [25, 50, 75, 90])
+        spread = float((p75 - p25) / p50) if p50 > 0 else 0.0
+        return cls(float(p50), float(p90), float(a.min()), float(a.mean()), float(a.std()), spread, len(a), number,
+                   spread <= max_spread)
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    runtime: str
+    runtime_version: str
+    threads: int
+    stats: Stats
+    output: np.ndarray
+
+
+def measure(runtime: str, model_path: str | Path, x: np.ndarray, threads: int | None = None,
+            timing: Timing = Timing()) -> Measurement:
+    """Time `model_path` on `runtime` for input `x` with `threads` threads (default: all usable cores)."""
+    if runtime not in RUNTIMES:
+        raise EdgenasError(f"no runtime '{runtime}'; known: {', '.join(RUNTIMES)}")
+    threads = threads or host.cores()
+    session = RUNTIMES[runtime](Path(model_path), x, threads)
+    return Measurement(runtime, session.version, threads, time_session(session.run, timing), session.output)
+
+
+def time_session(run: Callable[[int], float], timing: Timing) -> Stats:
+    start = time.perf_counter()
+    once = run(1)
+    while time.perf_counter() - start < timing.warmup_s:
+        once = run(1)
+    number = max(1, math.ceil(timing.min_repeat_ms / 1e3 / max(once, 1e-9)))
+    samples: list[float] = []
+    begin = time.perf_counter()
+    while len(samples) < timing.max_repeats:
+        samples.append(run(number) * 1e3)
+        if len(samples) >= timing.min_repeats:
+            recent = Stats.of(samples[-timing.min_repeats:], number, timing.max_spread)
+            if recent.stable or time.perf_counter() - begin > timing.max_seconds:
+                break
+    return Stats.of(samples, number, timing.max_spread)
+
+
+@register_runtime("tvm")
+def tvm_session(path: Path, x: np.ndarray, threads: int) -> Session:
+    import tvm
+    from tvm import relax
+
+    tvm.get_global_func("runtime.config_threadpool")(1, threads)  # 1: big cores first
+    try:
+        lib = tvm.runtime.load_module(str(path))
+    except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable files)
+        raise EdgenasError(f"TVM cannot load {path}: {str(e).splitlines()[0]}; was it built for this "
+                           f"machine ({host.machine()})?") from None
+    dev = tvm.cpu()
+    vm = relax.VirtualMachine(lib, dev)
+    arg = tvm.runtime.tensor(x, dev)
+    output = vm["main"](arg).numpy()
+    evaluators: dict[int, Callable] = {}
+
+    def run(n: int) -> float:
+        if n not in evaluators:
+            evaluators[n] = vm.time_evaluator("main", dev, number=n, repeat=1)
+        return float(evaluators[n](arg).mean)
+
+    return Session(run, output, tvm.__version__)
+
+
+@register_runtime("onnxruntime")
+def onnxruntime_session(path: Path, x: np.ndarray, threads: int) -> Session:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    feed = {name: x}
+    output = session.run(None, feed)[0]
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            session.run(None, feed)
+        return (time.perf_counter() - t0) / n
+
+    return Session(run, output, ort.__version__)

@@ -1,0 +1,179 @@
+"""The path from an architecture to a measured artifact, in order:
+profile -> network -> ONNX -> compiled library -> measurements -> store -> artifact directory.
+
+`compile_artifact` is what `edgenas compile` runs; `measure_archs` is what `edgenas measure` runs. Both use
+`build` for the first steps, so an architecture is built, exported and compiled in exactly one way.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from . import __version__
+from .compile import CompiledLibrary, compile_onnx
+from .errors import EdgenasError
+from .export import INPUT_NAME, OUTPUT_NAME, ExportResult, export_onnx
+from .measure import Measurement, measure
+from .profile import PROFILES, Profile
+from .spaces import SearchSpace, get_space
+from .store import Store
+from .target import ResolvedTarget
+
+TOLERANCE = 1e-4  # max abs difference from PyTorch accepted for any runtime's output
+LIBRARY = "model.so"
+
+
+@dataclass(frozen=True)
+class Built:
+    profile: Profile
+    target: ResolvedTarget
+    space: SearchSpace
+    arch: str
+    onnx: ExportResult
+    library: CompiledLibrary
+
+
+@dataclass(frozen=True)
+class Artifact:
+    directory: Path
+    manifest: dict[str, Any]
+    report: dict[str, Any]
+
+
+def build(profile: Profile, arch: str, out_dir: Path, space: str = "nb201", seed: int = 0) -> Built:
+    """Build `arch` for `profile`, export it to out_dir/model.onnx and compile it to out_dir/model.so."""
+    target = profile.resolved_target()
+    sp = get_space(space, batch=profile.batch)
+    arch = sp.canonical(arch)
+    exported = export_onnx(sp.build(arch, seed=seed), sp.input_shape, out_dir / "model.onnx", tolerance=TOLERANCE)
+    library = compile_onnx(exported.path, target, out_dir / LIBRARY)
+    return Built(profile, target, sp, arch, exported, library)
+
+
+def time_built(b: Built, store: Store | None, runtimes: Iterable[str] = ("tvm", "onnxruntime")) -> dict[str, Any]:
+    """Measure a built architecture on this machine on each runtime, check outputs, record each in `store`."""
+    if not b.target.runs_here:
+        raise EdgenasError(f"profile '{b.profile.name}' builds {b.target.machine}/{b.target.device} code, which "
+                           f"cannot run on this machine; use --no-measure, or measure it on the device over RPC")
+    threads = int(b.target.tvm.get("num-cores") or 0) or None
+    results: dict[str, Any] = {}
+    for runtime in runtimes:
+        path = b.library.path if runtime == "tvm" else b.onnx.path
+        m: Measurement = measure(runtime, path, b.onnx.reference_input, threads=threads)
+        error = float(np.max(np.abs(m.output - b.onnx.reference_output)))
+        if not error <= TOLERANCE:
+            raise EdgenasError(f"{runtime} output differs from PyTorch by {error:.3g} (> {TOLERANCE:g}) for "
+                               f"{b.arch}; report it as a bug")
+        record_id = store.add(b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, m) \
+            if store else None
+        results[runtime] = {**m.stats.as_dict(), "threads": m.threads, "version": m.runtime_version,
+                            "max_abs_error_vs_pytorch": error, "store_id": record_id}
+    return results
+
+
+def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, space: str = "nb201",
+                     db: str | Path | None = None, measure_latency: bool = True, seed: int = 0) -> Artifact:
+    """`edgenas compile`: write model.onnx, model.so, manifest.json and report.json for `arch` on `profile`."""
+    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    out_dir = prepare_output(out_dir)
+    b = build(profile, arch, out_dir, space=space, seed=seed)
+    latency: dict[str, Any] = {}
+    if measure_latency and profile.measure["via"] == "rpc":
+        raise EdgenasError(f"profile '{profile.name}' measures over RPC, which this edgenas version cannot do yet; "
+                           f"pass --no-measure")
+    if measure_latency and profile.measurable:
+        with Store(db) as store:
+            latency = time_built(b, store)
+    costs = b.space.costs(b.arch)
+    manifest = {
+        "edgenas_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "space": b.space.name,
+        "arch": b.arch,
+        "profile": profile.name,
+        "target": {"name": b.target.name, "machine": b.target.machine, "device": b.target.device,
+                   "tvm": b.target.tvm, "host": b.target.host},
+        "inputs": [{"name": INPUT_NAME, "shape": list(b.onnx.input_shape), "dtype": "float32"}],
+        "outputs": [{"name": OUTPUT_NAME, "shape": list(b.onnx.output_shape), "dtype": "float32"}],
+        "files": {name: sha256(out_dir / name) for name in ("model.onnx", LIBRARY)},
+        "versions": _versions(),
+    }
+    report = {
+        "arch": b.arch,
+        "profile": profile.name,
+        "costs": costs.as_dict(),
+        "budgets": profile.budgets,
+        "fits_memory_budget": costs.memory_mb <= profile.budgets["memory_mb"] if "memory_mb" in profile.budgets
+        else None,
+        "export": {"opset": 18, "max_abs_error_onnxruntime_vs_pytorch": b.onnx.max_abs_error},
+        "compile": {"seconds": round(b.library.seconds, 3), "kernels": len(b.library.kernels), "tuned": [],
+                    "fallback": list(b.library.kernels)},
+        "measured": bool(latency),
+        "latency_ms": latency,
+    }
+    if latency:
+        tvm_p50 = latency["tvm"]["p50_ms"]
+        report["tvm_vs_onnxruntime"] = round(tvm_p50 / latency["onnxruntime"]["p50_ms"], 4)
+        if "latency_ms" in profile.budgets:
+            report["fits_latency_budget"] = tvm_p50 <= profile.budgets["latency_ms"]
+    else:
+        report["not_measured_because"] = "--no-measure" if not measure_latency else \
+            f"profile '{profile.name}' has measure.via: none (predict-only)"
+    for name, content in (("manifest.json", manifest), ("report.json", report)):
+        (out_dir / name).write_text(json.dumps(content, indent=2) + "\n")
+    return Artifact(out_dir, manifest, report)
+
+
+def measure_archs(profile: str | Profile, archs: list[str], space: str = "nb201", db: str | Path | None = None,
+                  runtimes: Iterable[str] = ("tvm", "onnxruntime")) -> list[dict[str, Any]]:
+    """`edgenas measure`: build, compile, time and record each architecture; return one row per arch."""
+    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    if not profile.measurable or profile.measure["via"] == "rpc":
+        raise EdgenasError(f"profile '{profile.name}' cannot be measured from here (measure.via: "
+                           f"{profile.measure['via']}); measure a profile with via: local")
+    rows = []
+    with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
+        for arch in archs:
+            b = build(profile, arch, Path(tmp), space=space)
+            rows.append({"arch": b.arch, **time_built(b, store, runtimes)})
+    return rows
+
+
+def prepare_output(out_dir: str | Path) -> Path:
+    """Create the output directory and prove it writable before any work is done."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EdgenasError(f"output path {out_dir} is a file, not a directory; pass a directory with -o")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as e:
+        raise EdgenasError(f"cannot write to output directory {out_dir} ({e.strerror}); pass a writable "
+                           f"directory with -o") from None
+    return out_dir
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+    import tvm
+
+    return {"edgenas": __version__, "tvm": tvm.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, "torch": torch.__version__}

@@ -1,0 +1,63 @@
+"""What every search space provides: parsing, encoding, enumeration, a PyTorch builder and static costs."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Static costs of one network at one input shape.
+
+    flops: floating-point operations of convolutions and linear layers (2 per multiply-accumulate) that run
+    in the deployed graph. params: trainable parameters of the PyTorch network. peak_activation_bytes:
+    the largest total size of intermediate tensors alive at once in the space's reference schedule.
+    """
+
+    flops: int
+    params: int
+    peak_activation_bytes: int
+
+    @property
+    def memory_mb(self) -> float:
+        """Weights (float32) plus peak activations, in MB: what the memory budget is checked against."""
+        return (4 * self.params + self.peak_activation_bytes) / 2**20
+
+    def as_dict(self) -> dict:
+        return {"flops": self.flops, "mflops": round(self.flops / 1e6, 3), "params": self.params,
+                "peak_activation_bytes": self.peak_activation_bytes,
+                "peak_activation_mb": round(self.peak_activation_bytes / 2**20, 4),
+                "memory_mb": round(self.memory_mb, 4)}
+
+
+class SearchSpace(ABC):
+    name: str
+    size: int
+
+    @abstractmethod
+    def canonical(self, arch: str) -> str:
+        """The canonical string of `arch`; raise EdgenasError on an invalid one."""
+
+    @abstractmethod
+    def encode(self, arch: str) -> np.ndarray:
+        """A fixed-length float32 vector for learning."""
+
+    @abstractmethod
+    def enumerate(self) -> Iterator[str]:
+        """Every architecture of the space, as canonical strings."""
+
+    @abstractmethod
+    def build(self, arch: str, seed: int = 0):
+        """The full network as a torch.nn.Module in eval mode, initialised from `seed`."""
+
+    @abstractmethod
+    def costs(self, arch: str) -> Costs:
+        """Static costs, computed exactly from the architecture (no network is built)."""
+
+    @property
+    @abstractmethod
+    def input_shape(self) -> tuple[int, ...]:
+        """The network's input shape, batch first."""
