@@ -21,6 +21,7 @@ class CompiledLibrary:
     path: Path
     target: ResolvedTarget
     kernels: tuple[str, ...]  # the TIR functions of the compiled module
+    modules: tuple[str, ...]  # kinds of the code modules in the library, e.g. ("llvm", "cuda")
     seconds: float
 
 
@@ -55,4 +56,11 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
         executable.export_library(str(out_path), fcompile=fcompile)
     except OSError as e:
         raise EdgenasError(f"cannot write {out_path} ({e.strerror}); choose a writable output directory") from None
-    return CompiledLibrary(out_path, target, kernels, time.perf_counter() - start)
+    return CompiledLibrary(out_path, target, kernels, _module_kinds(executable.mod), time.perf_counter() - start)
+
+
+def _module_kinds(module) -> tuple[str, ...]:
+    kinds = []
+    for sub in module.imports:
+        kinds += [sub.kind, *_module_kinds(sub)]
+    return tuple(kinds)

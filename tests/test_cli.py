@@ -1,0 +1,81 @@
+"""User errors on the real command line: one line on stderr, exit code 2, no traceback."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from .conftest import ARCH
+
+
+def fails_with(message: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "edgenas", *args], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    err = result.stderr.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and message in err, err
+    return err
+
+
+def test_bad_arch_string(tmp_path):
+    fails_with("unknown operation 'nor_conv_5x5'", "compile", "--arch", ARCH.replace("3x3~0|+", "5x5~0|+", 1),
+               "-o", str(tmp_path / "o"))
+
+
+def test_unknown_profile(tmp_path):
+    fails_with("no profile 'raspi3'; did you mean 'raspi4'?", "compile", "-t", "raspi3", "-a", ARCH,
+               "-o", str(tmp_path / "o"))
+
+
+def test_profile_naming_a_missing_target(tmp_path):
+    (tmp_path / "board.yaml").write_text(textwrap.dedent("""\
+        name: board
+        description: a board whose target does not exist
+        kind: cpu
+        target: riscv64
+        batch: 1
+        measure: {via: none}
+    """))
+    err = fails_with("target 'riscv64' is not a known target", "--profiles", str(tmp_path), "compile",
+                     "-t", "board", "-a", ARCH, "-o", str(tmp_path / "o"))
+    assert "board.yaml" in err and "add targets/riscv64.yaml" in err
+
+
+def test_bad_profile_field(tmp_path):
+    (tmp_path / "board.yaml").write_text("name: board\ndescription: d\nkind: cpu\ntarget: aarch64\nbatch: 1\n"
+                                         "hardware: {clock_ghz: 1.8 GHz}\nmeasure: {via: none}\n")
+    fails_with("hardware.clock_ghz: '1.8 GHz' carries a unit", "--profiles", str(tmp_path), "profiles", "show",
+               "board")
+
+
+@pytest.mark.parametrize("kind", ["file", "readonly"])
+def test_unwritable_output_dir(tmp_path, kind):
+    import os
+
+    if kind == "file":
+        out = tmp_path / "taken"
+        out.write_text("")
+        message = "is a file, not a directory"
+    else:
+        if os.geteuid() == 0:
+            out = "/proc/edgenas-out"  # not writable even for root
+        else:
+            (tmp_path / "ro").mkdir(mode=0o500)
+            out = tmp_path / "ro" / "out"
+        message = "cannot write to output directory"
+    err = fails_with(message, "compile", "-a", ARCH, "-o", str(out), "--no-measure")
+    assert "-o" in err
+
+
+def test_missing_profiles_folder():
+    fails_with("profile folder /no/such/dir does not exist", "--profiles", "/no/such/dir", "profiles", "list")
+
+
+def test_help_and_listing():
+    out = subprocess.run([sys.executable, "-m", "edgenas", "profiles", "list"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "raspi4" in out and "host" in out
+    out = subprocess.run([sys.executable, "-m", "edgenas", "arch", "show", ARCH], capture_output=True, text=True,
+                         check=True).stdout
+    assert '"params": 802426' in out

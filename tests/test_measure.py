@@ -1,0 +1,69 @@
+import time
+
+import numpy as np
+import pytest
+
+from edgenas.errors import EdgenasError
+from edgenas.export import export_onnx
+from edgenas.measure import RUNTIMES, Stats, Timing, measure, time_session
+
+from .conftest import ARCH
+
+FAST = Timing(warmup_s=0.05, min_repeat_ms=5, min_repeats=5, max_repeats=20, max_seconds=3)
+
+
+@pytest.fixture(scope="module")
+def tiny(small, tmp_path_factory):
+    return export_onnx(small.build(ARCH), small.input_shape, tmp_path_factory.mktemp("m") / "m.onnx")
+
+
+def test_onnxruntime_is_timed_with_statistics(tiny):
+    m = measure("onnxruntime", tiny.path, tiny.reference_input, threads=1, timing=FAST)
+    s = m.stats
+    assert m.threads == 1 and m.runtime == "onnxruntime"
+    assert 0 < s.min_ms <= s.p50_ms <= s.p90_ms
+    assert s.repeats >= FAST.min_repeats and s.number >= 1
+    assert s.p50_ms * s.number >= FAST.min_repeat_ms * 0.9, "each repeat is calibrated to min_repeat_ms"
+    assert np.max(np.abs(m.output - tiny.reference_output)) <= 1e-4
+
+
+def test_steady_work_is_stable():
+    def run(n):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            time.sleep(0.002)
+        return (time.perf_counter() - t0) / n
+
+    s = time_session(run, FAST)
+    assert s.p50_ms == pytest.approx(2.0, rel=0.5)
+    assert s.stable and s.repeats < FAST.max_repeats
+
+
+def test_wide_spread_is_repeated_then_flagged():
+    durations = iter([0.001, 0.004] * 1000)
+
+    def run(n):
+        t0 = time.perf_counter()
+        time.sleep(next(durations) * n)
+        return (time.perf_counter() - t0) / n
+
+    s = time_session(run, FAST)
+    assert not s.stable
+    assert s.spread > FAST.max_spread
+    assert s.repeats == FAST.max_repeats or s.repeats > FAST.min_repeats
+
+
+def test_stats_percentiles():
+    s = Stats.of([1.0, 2.0, 3.0, 4.0, 100.0], number=1, max_spread=0.05)
+    assert (s.min_ms, s.p50_ms) == (1.0, 3.0)
+    assert s.p90_ms > 4.0 and not s.stable
+
+
+def test_unknown_runtime_and_unloadable_library(tiny, tmp_path):
+    assert {"tvm", "onnxruntime"} <= set(RUNTIMES)
+    with pytest.raises(EdgenasError, match="no runtime 'tensorrt'"):
+        measure("tensorrt", tiny.path, tiny.reference_input)
+    bad = tmp_path / "bad.so"
+    bad.write_bytes(b"not a library")
+    with pytest.raises(EdgenasError, match="TVM cannot load"):
+        measure("tvm", bad, tiny.reference_input)

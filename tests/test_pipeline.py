@@ -1,0 +1,81 @@
+"""The whole path through the real command line: `edgenas compile` and `edgenas measure` on this machine."""
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from edgenas.pipeline import sha256
+
+from .conftest import ARCH
+
+ARCH_CHEAP = "|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+
+
+def edgenas(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "edgenas", *args], capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("artifact")
+    out, db = tmp / "host", tmp / "store.sqlite"
+    result = edgenas("compile", "--target", "host", "--arch", ARCH, "-o", str(out), "--db", str(db), "--json")
+    return out, db, json.loads(result.stdout)
+
+
+def test_compile_writes_a_complete_artifact(artifact):
+    out, _, report = artifact
+    assert {p.name for p in out.iterdir()} == {"model.onnx", "model.so", "manifest.json", "report.json"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["arch"] == ARCH and manifest["profile"] == "host"
+    assert manifest["inputs"] == [{"name": "input", "shape": [1, 3, 32, 32], "dtype": "float32"}]
+    assert manifest["outputs"] == [{"name": "logits", "shape": [1, 10], "dtype": "float32"}]
+    assert manifest["target"]["tvm"]["kind"] == "llvm" and manifest["target"]["tvm"]["mcpu"]
+    for name, digest in manifest["files"].items():
+        assert sha256(out / name) == digest
+    assert set(manifest["versions"]) >= {"edgenas", "tvm", "onnx", "onnxruntime", "torch"}
+    assert json.loads((out / "report.json").read_text()) == report
+
+
+def test_report_has_costs_and_both_latencies(artifact):
+    _, _, report = artifact
+    assert report["costs"]["params"] == 802426
+    assert report["measured"]
+    for runtime in ("tvm", "onnxruntime"):
+        s = report["latency_ms"][runtime]
+        assert 0 < s["min_ms"] <= s["p50_ms"] <= s["p90_ms"]
+        assert s["max_abs_error_vs_pytorch"] <= 1e-4
+    assert report["tvm_vs_onnxruntime"] == pytest.approx(
+        report["latency_ms"]["tvm"]["p50_ms"] / report["latency_ms"]["onnxruntime"]["p50_ms"], rel=1e-3)
+    assert report["compile"]["kernels"] == len(report["compile"]["fallback"])
+
+
+def test_every_measurement_is_in_the_store(artifact):
+    _, db, report = artifact
+    rows = sqlite3.connect(db).execute("SELECT id, runtime, profile, arch, p50_ms FROM measurements").fetchall()
+    assert sorted(r[1] for r in rows) == ["onnxruntime", "tvm"]
+    by_id = {r[0]: r for r in rows}
+    for runtime in ("tvm", "onnxruntime"):
+        row = by_id[report["latency_ms"][runtime]["store_id"]]
+        assert row[1:4] == (runtime, "host", ARCH)
+        assert row[4] == pytest.approx(report["latency_ms"][runtime]["p50_ms"])
+
+
+def test_predict_only_profile_compiles_without_measuring(tmp_path):
+    result = edgenas("compile", "-t", "raspi4", "-a", ARCH_CHEAP, "-o", str(tmp_path / "pi"),
+                     "--db", str(tmp_path / "db.sqlite"))
+    assert "not measured: profile 'raspi4' has measure.via: none" in result.stdout
+    report = json.loads((tmp_path / "pi" / "report.json").read_text())
+    assert not report["measured"] and report["latency_ms"] == {}
+
+
+def test_measure_records_each_runtime(tmp_path):
+    db = tmp_path / "db.sqlite"
+    rows = json.loads(edgenas("measure", "-t", "host", "-a", ARCH_CHEAP, "--db", str(db), "--json").stdout)
+    assert [r["arch"] for r in rows] == [ARCH_CHEAP]
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 2
