@@ -8,6 +8,7 @@ the output, and returns statistics over the repeats, flagged unstable when their
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,10 @@ def tvm_session(path: Path, x: np.ndarray, threads: int) -> Session:
     import tvm
     from tvm import relax
 
-    tvm.get_global_func("runtime.config_threadpool")(1, threads)  # 1: big cores first
+    # Mode -3: every pool thread may run on any allowed core. The default mode pins the calling thread to
+    # one core, which then also confines every runtime measured after it in this process.
+    allowed = [str(c) for c in sorted(os.sched_getaffinity(0))]
+    tvm.get_global_func("runtime.config_threadpool")(-3, threads, allowed)
     try:
         lib = tvm.runtime.load_module(str(path))
     except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable files)

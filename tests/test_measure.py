@@ -67,3 +67,17 @@ def test_unknown_runtime_and_unloadable_library(tiny, tmp_path):
     bad.write_bytes(b"not a library")
     with pytest.raises(EdgenasError, match="TVM cannot load"):
         measure("tvm", bad, tiny.reference_input)
+
+
+def test_timing_tvm_leaves_the_process_free_to_use_every_core(tiny, tmp_path):
+    """TVM's thread pool must not pin the calling thread: runtimes timed after it would inherit one core."""
+    import os
+
+    from edgenas.compile import compile_onnx
+    from edgenas.profile import PROFILES
+
+    before = os.sched_getaffinity(0)
+    lib = compile_onnx(tiny.path, PROFILES.get("host").resolved_target(), tmp_path / "m.so")
+    m = measure("tvm", lib.path, tiny.reference_input, timing=FAST)
+    assert os.sched_getaffinity(0) == before
+    assert np.max(np.abs(m.output - tiny.reference_output)) <= 1e-4
