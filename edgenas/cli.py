@@ -79,7 +79,8 @@ def compile_cmd(profile, arch, output, space, db, no_measure, as_json):
     for runtime, s in r["latency_ms"].items():
         flag = "" if s["stable"] else "  (unstable: spread above 5%)"
         click.echo(f"latency    {runtime:<12} p50 {s['p50_ms']:.3f} ms  p90 {s['p90_ms']:.3f} ms  "
-                   f"min {s['min_ms']:.3f} ms  ({s['repeats']}x{s['number']} runs, {s['threads']} threads){flag}")
+                   f"min {s['min_ms']:.3f} ms  ({s['repeats']}x{s['number']} runs, {s['threads']} threads, "
+                   f"{s['where']}){flag}")
     if "tvm_vs_onnxruntime" in r:
         click.echo(f"ratio      tvm / onnxruntime = {r['tvm_vs_onnxruntime']:.2f}")
 
@@ -88,7 +89,7 @@ def compile_cmd(profile, arch, output, space, db, no_measure, as_json):
 @click.option("--target", "-t", "profile", default="host", show_default=True, help="Device profile name.")
 @click.option("--arch", "-a", "archs", multiple=True, required=True, help="Architecture (repeatable).")
 @click.option("--runtime", "runtimes", multiple=True, type=click.Choice(["tvm", "onnxruntime"]),
-              default=("tvm", "onnxruntime"), show_default=True)
+              help="Runtimes to time [default: tvm, and onnxruntime when measured on this machine].")
 @click.option("--space", default="nb201", show_default=True)
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="Measurement store (SQLite).")
 @click.option("--json", "as_json", is_flag=True)
@@ -96,16 +97,15 @@ def measure_cmd(profile, archs, runtimes, space, db, as_json):
     """Build, compile and time architectures on a profile; every result goes into the store."""
     from .pipeline import measure_archs
 
-    rows = measure_archs(profile, list(archs), space=space, db=db, runtimes=runtimes)
+    rows = measure_archs(profile, list(archs), space=space, db=db, runtimes=runtimes or None)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(row["arch"])
-        for runtime in runtimes:
-            s = row[runtime]
+        click.echo(row.pop("arch"))
+        for runtime, s in row.items():
             click.echo(f"  {runtime:<12} p50 {s['p50_ms']:9.3f} ms  p90 {s['p90_ms']:9.3f} ms  "
-                       f"spread {100 * s['spread']:4.1f}%  stored as #{s['store_id']}")
+                       f"spread {100 * s['spread']:4.1f}%  on {s['where']}  stored as #{s['store_id']}")
 
 
 @cli.group("profiles")

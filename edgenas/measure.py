@@ -4,6 +4,8 @@ Runtimes are registered by name (`tvm` for a compiled library, `onnxruntime` for
 turns a model file into a `Session` whose `run(n)` returns the mean seconds of n back-to-back inferences,
 timed inside the runtime where it can. `measure` is the one entry point: it pins the thread count, checks
 the output, and returns statistics over the repeats, flagged unstable when their spread stays wide.
+With a `Remote`, the `tvm` runtime uploads the library to a device that TVM's RPC tracker assigns for
+the key and times it there.
 """
 from __future__ import annotations
 
@@ -27,7 +29,17 @@ class Session:
     version: str
 
 
-RUNTIMES: dict[str, Callable[[Path, np.ndarray, int], Session]] = {}
+@dataclass(frozen=True)
+class Remote:
+    """A device reached through TVM's RPC tracker: the tracker's HOST:PORT and the key the device serves."""
+
+    tracker: str
+    key: str
+    device: str = "cpu"  # cpu or cuda, on the remote side
+    timeout_s: float = 600.0
+
+
+RUNTIMES: dict[str, Callable[[Path, np.ndarray, int, Remote | None], Session]] = {}
 
 
 def register_runtime(name: str):
@@ -83,47 +95,56 @@ class Measurement:
 
 
 def measure(runtime: str, model_path: str | Path, x: np.ndarray, threads: int | None = None,
-            timing: Timing = Timing()) -> Measurement:
-    """Time `model_path` on `runtime` for input `x` with `threads` threads (default: all usable cores)."""
+            timing: Timing = Timing(), remote: Remote | None = None) -> Measurement:
+    """Time `model_path` on `runtime` for input `x` with `threads` threads (default: all usable cores here),
+    on this machine or, given `remote`, on a device of the RPC tracker."""
     if runtime not in RUNTIMES:
         raise EdgenasError(f"no runtime '{runtime}'; known: {', '.join(RUNTIMES)}")
     threads = threads or host.cores()
-    session = RUNTIMES[runtime](Path(model_path), x, threads)
+    session = RUNTIMES[runtime](Path(model_path), x, threads, remote)
     return Measurement(runtime, session.version, threads, time_session(session.run, timing), session.output)
 
 
 def time_session(run: Callable[[int], float], timing: Timing) -> Stats:
     start = time.perf_counter()
-    once = run(1)
+    warmup = [run(1)]
     while time.perf_counter() - start < timing.warmup_s:
-        once = run(1)
+        warmup.append(run(1))
+    once = float(np.median(warmup[len(warmup) // 2:]))  # the later, warm half
     number = max(1, math.ceil(timing.min_repeat_ms / 1e3 / max(once, 1e-9)))
     samples: list[float] = []
     begin = time.perf_counter()
     while len(samples) < timing.max_repeats:
         samples.append(run(number) * 1e3)
         if len(samples) >= timing.min_repeats:
-            recent = Stats.of(samples[-timing.min_repeats:], number, timing.max_spread)
-            if recent.stable or time.perf_counter() - begin > timing.max_seconds:
+            stable = Stats.of(samples, number, timing.max_spread).stable
+            if stable or time.perf_counter() - begin > timing.max_seconds:
                 break
     return Stats.of(samples, number, timing.max_spread)
 
 
 @register_runtime("tvm")
-def tvm_session(path: Path, x: np.ndarray, threads: int) -> Session:
+def tvm_session(path: Path, x: np.ndarray, threads: int, remote: Remote | None) -> Session:
     import tvm
     from tvm import relax
 
-    # Mode -3: every pool thread may run on any allowed core. The default mode pins the calling thread to
-    # one core, which then also confines every runtime measured after it in this process.
-    allowed = [str(c) for c in sorted(os.sched_getaffinity(0))]
-    tvm.get_global_func("runtime.config_threadpool")(-3, threads, allowed)
-    try:
-        lib = tvm.runtime.load_module(str(path))
-    except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable files)
-        raise EdgenasError(f"TVM cannot load {path}: {str(e).splitlines()[0]}; was it built for this "
-                           f"machine ({host.machine()})?") from None
-    dev = tvm.cpu()
+    if remote:
+        rpc = connect(remote)
+        rpc.upload(str(path))
+        lib = rpc.load_module(path.name)
+        dev = rpc.cuda() if remote.device == "cuda" else rpc.cpu()
+        rpc.get_function("runtime.config_threadpool")(1, threads)  # 1: big cores first (big.LITTLE phones)
+    else:
+        # Mode -3: every pool thread may run on any allowed core. The default mode pins the calling thread to
+        # one core, which then also confines every runtime measured after it in this process.
+        allowed = [str(c) for c in sorted(os.sched_getaffinity(0))]
+        tvm.get_global_func("runtime.config_threadpool")(-3, threads, allowed)
+        try:
+            lib = tvm.runtime.load_module(str(path))
+        except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable files)
+            raise EdgenasError(f"TVM cannot load {path}: {str(e).splitlines()[0]}; was it built for this "
+                               f"machine ({host.machine()})?") from None
+        dev = tvm.cpu()
     vm = relax.VirtualMachine(lib, dev)
     arg = tvm.runtime.tensor(x, dev)
     output = vm["main"](arg).numpy()
@@ -137,9 +158,32 @@ def tvm_session(path: Path, x: np.ndarray, threads: int) -> Session:
     return Session(run, output, tvm.__version__)
 
 
+def connect(remote: Remote):
+    """An RPC session on a free device of `remote.key`; a clear error when the tracker or device is missing."""
+    import socket
+
+    from tvm import rpc
+
+    host_name, _, port = remote.tracker.rpartition(":")
+    try:
+        socket.create_connection((host_name, int(port)), timeout=5).close()
+    except OSError as e:
+        raise EdgenasError(f"cannot reach the RPC tracker at {remote.tracker} ({e.strerror or e}); start it "
+                           f"(python -m tvm.exec.rpc_tracker) or fix measure.tracker in the profile") from None
+    tracker = rpc.connect_tracker(host_name, int(port))
+    queues = tracker.summary()["queue_info"]  # key -> {"free": n, "pending": n}
+    if remote.key not in queues:
+        raise EdgenasError(f"no device is registered under key '{remote.key}' at {remote.tracker} (keys: "
+                           f"{', '.join(queues) or 'none'}); start an rpc_server with --key {remote.key}")
+    return tracker.request(remote.key, priority=1, session_timeout=remote.timeout_s)
+
+
 @register_runtime("onnxruntime")
-def onnxruntime_session(path: Path, x: np.ndarray, threads: int) -> Session:
+def onnxruntime_session(path: Path, x: np.ndarray, threads: int, remote: Remote | None = None) -> Session:
     import onnxruntime as ort
+
+    if remote:
+        raise EdgenasError("onnxruntime is timed on this machine only; measure the tvm runtime on remote devices")
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads

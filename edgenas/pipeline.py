@@ -20,7 +20,7 @@ from . import __version__
 from .compile import CompiledLibrary, compile_onnx
 from .errors import EdgenasError
 from .export import INPUT_NAME, OUTPUT_NAME, ExportResult, export_onnx
-from .measure import Measurement, measure
+from .measure import Measurement, Remote, measure
 from .profile import PROFILES, Profile
 from .spaces import SearchSpace, get_space
 from .store import Store
@@ -57,16 +57,26 @@ def build(profile: Profile, arch: str, out_dir: Path, space: str = "nb201", seed
     return Built(profile, target, sp, arch, exported, library)
 
 
-def time_built(b: Built, store: Store | None, runtimes: Iterable[str] = ("tvm", "onnxruntime")) -> dict[str, Any]:
-    """Measure a built architecture on this machine on each runtime, check outputs, record each in `store`."""
-    if not b.target.runs_here:
+def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = None) -> dict[str, Any]:
+    """Time a built architecture where its profile says (this machine, or a device of an RPC tracker) on each
+    runtime (default: tvm and, locally, onnxruntime for reference), check outputs, record each in `store`."""
+    how = b.profile.measure
+    remote = None
+    if how["via"] == "none":
+        raise EdgenasError(f"profile '{b.profile.name}' is predict-only (measure.via: none); give it via: local "
+                           f"or via: rpc to measure it")
+    if how["via"] == "rpc":
+        remote = Remote(how["tracker"], how["key"], b.target.device, how.get("timeout_s", 600.0))
+        threads = b.target.tvm.get("num-cores") or b.profile.hardware.get("cores")
+    elif not b.target.runs_here:
         raise EdgenasError(f"profile '{b.profile.name}' builds {b.target.machine}/{b.target.device} code, which "
                            f"cannot run on this machine; use --no-measure, or measure it on the device over RPC")
-    threads = int(b.target.tvm.get("num-cores") or 0) or None
+    else:
+        threads = b.target.tvm.get("num-cores")
     results: dict[str, Any] = {}
-    for runtime in runtimes:
+    for runtime in runtimes or (("tvm",) if remote else ("tvm", "onnxruntime")):
         path = b.library.path if runtime == "tvm" else b.onnx.path
-        m: Measurement = measure(runtime, path, b.onnx.reference_input, threads=threads)
+        m: Measurement = measure(runtime, path, b.onnx.reference_input, threads=threads, remote=remote)
         error = float(np.max(np.abs(m.output - b.onnx.reference_output)))
         if not error <= TOLERANCE:
             raise EdgenasError(f"{runtime} output differs from PyTorch by {error:.3g} (> {TOLERANCE:g}) for "
@@ -74,6 +84,8 @@ def time_built(b: Built, store: Store | None, runtimes: Iterable[str] = ("tvm", 
         record_id = store.add(b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, m) \
             if store else None
         results[runtime] = {**m.stats.as_dict(), "threads": m.threads, "version": m.runtime_version,
+                            "where": f"rpc {remote.tracker} key {remote.key}" if remote and runtime == "tvm"
+                            else "this machine",
                             "max_abs_error_vs_pytorch": error, "store_id": record_id}
     return results
 
@@ -85,9 +97,6 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
     out_dir = prepare_output(out_dir)
     b = build(profile, arch, out_dir, space=space, seed=seed)
     latency: dict[str, Any] = {}
-    if measure_latency and profile.measure["via"] == "rpc":
-        raise EdgenasError(f"profile '{profile.name}' measures over RPC, which this edgenas version cannot do yet; "
-                           f"pass --no-measure")
     if measure_latency and profile.measurable:
         with Store(db) as store:
             latency = time_built(b, store)
@@ -120,7 +129,8 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
     }
     if latency:
         tvm_p50 = latency["tvm"]["p50_ms"]
-        report["tvm_vs_onnxruntime"] = round(tvm_p50 / latency["onnxruntime"]["p50_ms"], 4)
+        if "onnxruntime" in latency:
+            report["tvm_vs_onnxruntime"] = round(tvm_p50 / latency["onnxruntime"]["p50_ms"], 4)
         if "latency_ms" in profile.budgets:
             report["fits_latency_budget"] = tvm_p50 <= profile.budgets["latency_ms"]
     else:
@@ -132,12 +142,9 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
 
 
 def measure_archs(profile: str | Profile, archs: list[str], space: str = "nb201", db: str | Path | None = None,
-                  runtimes: Iterable[str] = ("tvm", "onnxruntime")) -> list[dict[str, Any]]:
+                  runtimes: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """`edgenas measure`: build, compile, time and record each architecture; return one row per arch."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
-    if not profile.measurable or profile.measure["via"] == "rpc":
-        raise EdgenasError(f"profile '{profile.name}' cannot be measured from here (measure.via: "
-                           f"{profile.measure['via']}); measure a profile with via: local")
     rows = []
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
         for arch in archs:

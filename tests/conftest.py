@@ -51,3 +51,49 @@ def write_yaml(tmp_path: Path):
         path.write_text(textwrap.dedent(text))
         return path
     return write
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def rpc_tracker():
+    """A real TVM RPC tracker with one RPC server under the key 'loopback', both bound to 127.0.0.1."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from tvm import rpc
+
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port",
+                               str(port), "--port-end", str(port + 1)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:  # not listening yet
+                assert time.time() < deadline, "the RPC tracker did not start"
+                time.sleep(0.2)
+        server_port = free_port()
+        procs.append(subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
+                                       "--port", str(server_port), "--port-end", str(server_port + 1),
+                                       "--tracker", f"127.0.0.1:{port}", "--key", "loopback"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        while "loopback" not in rpc.connect_tracker("127.0.0.1", port).summary()["queue_info"]:
+            assert time.time() < deadline, "the RPC server did not register"
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

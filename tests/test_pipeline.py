@@ -79,3 +79,20 @@ def test_measure_records_each_runtime(tmp_path):
     rows = json.loads(edgenas("measure", "-t", "host", "-a", ARCH_CHEAP, "--db", str(db), "--json").stdout)
     assert [r["arch"] for r in rows] == [ARCH_CHEAP]
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 2
+
+
+def test_rpc_profile_is_measured_on_the_tracker_device_and_stored(tmp_path, rpc_tracker):
+    from edgenas.pipeline import compile_artifact
+    from edgenas.profile import _load
+    from edgenas.store import Store
+
+    path = tmp_path / "board.yaml"
+    path.write_text("name: board\ndescription: this machine behind a tracker\nkind: cpu\ntarget: native\n"
+                    f"batch: 1\nmeasure: {{via: rpc, tracker: '{rpc_tracker}', key: loopback}}\n")
+    art = compile_artifact(_load(path), ARCH_CHEAP, tmp_path / "out", db=tmp_path / "db.sqlite")
+    tvm = art.report["latency_ms"]["tvm"]
+    assert set(art.report["latency_ms"]) == {"tvm"}, "onnxruntime on this machine says nothing about the device"
+    assert tvm["where"] == f"rpc {rpc_tracker} key loopback" and tvm["max_abs_error_vs_pytorch"] <= 1e-4
+    with Store(tmp_path / "db.sqlite") as store:
+        (record,) = store.records(profile="board")
+    assert (record.id, record.runtime, record.arch) == (tvm["store_id"], "tvm", ARCH_CHEAP)
