@@ -64,6 +64,8 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def rpc_tracker():
     """A real TVM RPC tracker with one RPC server under the key 'loopback', both bound to 127.0.0.1."""
+    import os
+    import signal
     import socket
     import subprocess
     import sys
@@ -74,7 +76,7 @@ def rpc_tracker():
     port = free_port()
     procs = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port",
                                str(port), "--port-end", str(port + 1)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
     try:
         deadline = time.time() + 60
         while True:
@@ -88,12 +90,12 @@ def rpc_tracker():
         procs.append(subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
                                        "--port", str(server_port), "--port-end", str(server_port + 1),
                                        "--tracker", f"127.0.0.1:{port}", "--key", "loopback"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         while "loopback" not in rpc.connect_tracker("127.0.0.1", port).summary()["queue_info"]:
             assert time.time() < deadline, "the RPC server did not register"
             time.sleep(0.2)
         yield f"127.0.0.1:{port}"
-    finally:
+    finally:  # the tracker and server do their work in child processes: end each whole process group
         for p in procs:
-            p.kill()
+            os.killpg(p.pid, signal.SIGKILL)
             p.wait()
