@@ -57,22 +57,25 @@ def build(profile: Profile, arch: str, out_dir: Path, space: str = "nb201", seed
     return Built(profile, target, sp, arch, exported, library)
 
 
+def measurement_place(profile: Profile, target: ResolvedTarget) -> Remote | None:
+    """Where `profile` is measured: None for this machine, a Remote for an RPC device; refuse otherwise."""
+    how = profile.measure
+    if how["via"] == "none":
+        raise EdgenasError(f"profile '{profile.name}' is predict-only (measure.via: none); give it via: local "
+                           f"or via: rpc to measure it")
+    if how["via"] == "rpc":
+        return Remote(how["tracker"], how["key"], target.device, how.get("timeout_s", 600.0))
+    if not target.runs_here:
+        raise EdgenasError(f"profile '{profile.name}' builds {target.machine}/{target.device} code, which cannot "
+                           f"run on this machine; use --no-measure, or measure it on the device with via: rpc")
+    return None
+
+
 def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = None) -> dict[str, Any]:
     """Time a built architecture where its profile says (this machine, or a device of an RPC tracker) on each
     runtime (default: tvm and, locally, onnxruntime for reference), check outputs, record each in `store`."""
-    how = b.profile.measure
-    remote = None
-    if how["via"] == "none":
-        raise EdgenasError(f"profile '{b.profile.name}' is predict-only (measure.via: none); give it via: local "
-                           f"or via: rpc to measure it")
-    if how["via"] == "rpc":
-        remote = Remote(how["tracker"], how["key"], b.target.device, how.get("timeout_s", 600.0))
-        threads = b.target.tvm.get("num-cores") or b.profile.hardware.get("cores")
-    elif not b.target.runs_here:
-        raise EdgenasError(f"profile '{b.profile.name}' builds {b.target.machine}/{b.target.device} code, which "
-                           f"cannot run on this machine; use --no-measure, or measure it on the device over RPC")
-    else:
-        threads = b.target.tvm.get("num-cores")
+    remote = measurement_place(b.profile, b.target)
+    threads = b.target.tvm.get("num-cores") or (b.profile.hardware.get("cores") if remote else None)
     results: dict[str, Any] = {}
     for runtime in runtimes or (("tvm",) if remote else ("tvm", "onnxruntime")):
         path = b.library.path if runtime == "tvm" else b.onnx.path
@@ -94,6 +97,8 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
                      db: str | Path | None = None, measure_latency: bool = True, seed: int = 0) -> Artifact:
     """`edgenas compile`: write model.onnx, model.so, manifest.json and report.json for `arch` on `profile`."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    if measure_latency and profile.measurable:
+        measurement_place(profile, profile.resolved_target())
     out_dir = prepare_output(out_dir)
     b = build(profile, arch, out_dir, space=space, seed=seed)
     latency: dict[str, Any] = {}
@@ -145,6 +150,7 @@ def measure_archs(profile: str | Profile, archs: list[str], space: str = "nb201"
                   runtimes: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """`edgenas measure`: build, compile, time and record each architecture; return one row per arch."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    measurement_place(profile, profile.resolved_target())
     rows = []
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
         for arch in archs:

@@ -79,3 +79,16 @@ def test_help_and_listing():
     out = subprocess.run([sys.executable, "-m", "edgenas", "arch", "show", ARCH], capture_output=True, text=True,
                          check=True).stdout
     assert '"params": 802426' in out
+
+
+def test_measuring_a_predict_only_profile():
+    fails_with("profile 'raspi4' is predict-only (measure.via: none)", "measure", "-t", "raspi4", "-a", ARCH)
+
+
+def test_local_measurement_of_foreign_code_is_refused_before_any_work(tmp_path):
+    (tmp_path / "pi.yaml").write_text("name: pi\ndescription: d\nkind: cpu\ntarget: aarch64\nbatch: 1\n"
+                                      "measure: {via: local}\n")
+    out = tmp_path / "out"
+    fails_with("builds aarch64/cpu code, which cannot run on this machine; use --no-measure",
+               "--profiles", str(tmp_path), "compile", "-t", "pi", "-a", ARCH, "-o", str(out))
+    assert not out.exists()
