@@ -108,6 +108,60 @@ def measure_cmd(profile, archs, runtimes, space, db, as_json):
                        f"spread {100 * s['spread']:4.1f}%  on {s['where']}  stored as #{s['store_id']}")
 
 
+def _devices(text: str | None) -> list[str] | None:
+    return [d.strip() for d in text.split(",") if d.strip()] if text else None
+
+
+@cli.command("meta-train")
+@click.option("--data", required=True, type=click.Path(), help="Benchmark folder (archs.csv, latency_ms.csv).")
+@click.option("--devices", default=None, help="Comma-separated latency columns to train on [default: all].")
+@click.option("--steps", default=1500, show_default=True, type=click.IntRange(min=0))
+@click.option("--seed", default=0, show_default=True)
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
+def meta_train_cmd(data, devices, steps, seed, output):
+    """Meta-train the device-conditioned latency predictor across a benchmark's devices."""
+    from .benchmark import load_benchmark
+    from .metatrain import meta_train
+
+    bench = load_benchmark(data)
+    names = _devices(devices) or bench.devices
+    trained = meta_train(bench, names, steps=steps, seed=seed, log=lambda m: click.echo(m, err=True))
+    trained.save(output)
+    click.echo(f"checkpoint {output}  ({len(names)} devices: {', '.join(names)})")
+
+
+@cli.group("bench")
+def bench_group():
+    """Benchmarks against ground-truth tables (printed as a table, or JSON with --json)."""
+
+
+@bench_group.command("latency")
+@click.option("--data", required=True, type=click.Path(), help="Benchmark folder.")
+@click.option("--devices", required=True, help="Comma-separated held-out devices (latency columns).")
+@click.option("--support", default=10, show_default=True, type=click.IntRange(min=0))
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--meta-train-devices", default=None, help="Devices meta-training may use [default: all columns].")
+@click.option("--json", "as_json", is_flag=True)
+def bench_latency_cmd(data, devices, support, seeds, meta_train_devices, as_json):
+    """Few-shot latency prediction on held-out devices: Spearman over all architectures, with baselines."""
+    from .bench import bench_latency
+    from .benchmark import load_benchmark
+
+    result = bench_latency(load_benchmark(data), _devices(devices), support=support, seeds=seeds,
+                           meta_train_devices=_devices(meta_train_devices), log=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"Spearman, K={support} support measurements, mean over {seeds} seeds")
+    click.echo(f"{'device':<16} {'edgenas':>8} {'FLOPs':>8} {'ridge':>8} {'lin.comb':>9}")
+    rows = list(result["devices"].items()) + [("mean", {"spearman": result["mean_spearman"],
+                                                        "baselines": result["mean_baselines"]})]
+    for name, e in rows:
+        b = e["baselines"]
+        click.echo(f"{name:<16} {e['spearman']:8.4f} {b['flops']:8.4f} {b['ridge_onehot']:8.4f} "
+                   f"{b['linear_combination']:9.4f}")
+
+
 @cli.group("profiles")
 def profiles_group():
     """Device profiles."""

@@ -99,3 +99,35 @@ def rpc_tracker():
         for p in procs:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+
+
+SHARED_NB201 = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "nb201"
+
+
+@pytest.fixture(scope="session")
+def synthetic_benchmark(tmp_path_factory):
+    """A benchmark folder in the shared format: 800 NB201 cells, 6 devices whose latency is a sum of
+    per-operation costs that vary between devices around a common profile, plus noise and two tasks."""
+    import numpy as np
+
+    space = get_space("nb201")
+    rng = np.random.default_rng(0)
+    picks = rng.choice(space.size, size=800, replace=False)
+    archs = [space.from_index(int(i)) for i in picks]
+    x = np.stack([space.encode(a) for a in archs])
+    op_cost = np.array([0.05, 0.1, 1.0, 3.0, 0.6])  # none, skip, conv 1x1, conv 3x3, pool (relative)
+    folder = tmp_path_factory.mktemp("bench")
+    devices = {}
+    for j in range(6):  # devices differ in speed, in the relative cost of each op type, and a little per edge
+        per_op = op_cost * np.exp(0.3 * rng.standard_normal(5))
+        costs = np.tile(per_op, 6) * np.exp(0.05 * rng.standard_normal(30)) * rng.uniform(0.5, 2)
+        clean = x @ costs + rng.uniform(1, 3)
+        devices[f"dev{j}"] = clean * (1 + 0.01 * rng.standard_normal(len(clean)))
+    (folder / "archs.csv").write_text("index,arch\n" + "".join(f"{i},{a}\n" for i, a in enumerate(archs)))
+    header = "index," + ",".join(devices)
+    rows = [f"{i}," + ",".join(f"{v[i]:.5f}" for v in devices.values()) for i in range(len(archs))]
+    (folder / "latency_ms.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    acc = 60 + 10 * x[:, 3::5].sum(1) / 6 + rng.normal(0, 1, len(archs))
+    (folder / "accuracy.csv").write_text("index,cifar10,cifar100\n" + "".join(
+        f"{i},{acc[i]:.3f},{acc[i] - 20:.3f}\n" for i in range(len(archs))))
+    return folder
