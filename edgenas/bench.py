@@ -99,3 +99,61 @@ def _ridge(features: np.ndarray, picks: np.ndarray, y: np.ndarray, alpha: float)
     zs = z[picks]
     w = np.linalg.solve(zs.T @ zs + alpha * np.eye(z.shape[1]), zs.T @ (y - y.mean()))
     return z @ w + y.mean()
+
+
+def budgets_for(truth: np.ndarray, spec: list[str]) -> list[float]:
+    """Budgets in ms; `pNN` is the NN-th percentile of the device's true latencies (set by the harness)."""
+    out = []
+    for s in spec:
+        try:
+            out.append(float(np.percentile(truth, float(s[1:]))) if s.startswith("p") else float(s))
+        except ValueError:
+            raise EdgenasError(f"budget '{s}' is neither milliseconds nor a percentile like p50") from None
+    return out
+
+
+def bench_nas(bench: Benchmark, devices: list[str], budgets: list[str], task: str = "cifar100",
+              source_task: str | None = "cifar10", latency_queries: int = 10, accuracy_queries: int = 10,
+              seeds: int = 5, meta_train_devices: list[str] | None = None,
+              log: Callable[[str], None] = lambda _: None) -> dict:
+    """Latency-constrained search on held-out devices: the pick's true accuracy over the best accuracy of any
+    architecture within budget (a pick over budget scores 0)."""
+    from .search import search
+
+    if task not in bench.accuracy:
+        raise EdgenasError(f"task '{task}' is not a column of {bench.source}/accuracy.csv; known: "
+                           f"{', '.join(bench.tasks)}")
+    if source_task and source_task not in bench.accuracy:
+        raise EdgenasError(f"source task '{source_task}' is not a column of accuracy.csv; known: "
+                           f"{', '.join(bench.tasks)}")
+    allowed = meta_train_devices or bench.devices
+    x = bench.encodings()
+    source = bench.accuracy[source_task] if source_task and source_task != task else None
+    truth_acc = bench.accuracy[task]
+    runs = []
+    for d in devices:
+        if d not in bench.latency:
+            raise EdgenasError(f"device '{d}' is not a column of {bench.source}/latency_ms.csv")
+        trained = predictor_for(bench, d, allowed, log)
+        truth_lat = bench.latency[d]
+        for budget in budgets_for(truth_lat, budgets):
+            fits = truth_lat <= budget
+            best = float(truth_acc[fits].max()) if fits.any() else float("nan")
+            for seed in range(seeds):
+                lat_oracle = Oracle(truth_lat, latency_queries, d)
+                acc_oracle = Oracle(truth_acc, accuracy_queries, task)
+                result = search(x, trained.model, device_descriptors(d), budget, lat_oracle, latency_queries,
+                                acc_oracle, accuracy_queries, source_accuracy=source, seed=seed)
+                pick = result.pick
+                violation = bool(truth_lat[pick] > budget)
+                ratio = 0.0 if violation else float(truth_acc[pick] / best)
+                runs.append({"device": d, "budget_ms": budget, "seed": seed, "pick": bench.archs[pick],
+                             "latency_ms": float(truth_lat[pick]), "accuracy": float(truth_acc[pick]),
+                             "oracle_accuracy": best, "ratio": ratio, "violation": violation,
+                             "verified": result.verified, "latency_queries": len(lat_oracle.asked),
+                             "accuracy_queries": len(acc_oracle.asked)})
+            mean = np.mean([r["ratio"] for r in runs[-seeds:]])
+            log(f"{d} budget {budget:.3f} ms: ratio {mean:.4f}")
+    return {"task": task, "source_task": source_task, "latency_queries": latency_queries,
+            "accuracy_queries": accuracy_queries, "mean_ratio": float(np.mean([r["ratio"] for r in runs])),
+            "violations": int(sum(r["violation"] for r in runs)), "runs": runs}

@@ -162,6 +162,39 @@ def bench_latency_cmd(data, devices, support, seeds, meta_train_devices, as_json
                    f"{b['linear_combination']:9.4f}")
 
 
+@bench_group.command("nas")
+@click.option("--data", required=True, type=click.Path(), help="Benchmark folder.")
+@click.option("--device", "devices", required=True, help="Held-out device(s), comma-separated.")
+@click.option("--budget-ms", "budgets", required=True,
+              help="Latency budget(s), comma-separated: milliseconds, or pNN for the device's NN-th percentile.")
+@click.option("--task", default="cifar100", show_default=True, help="Target task (accuracy column).")
+@click.option("--source-task", default="cifar10", show_default=True, help="Prior-knowledge task ('' for none).")
+@click.option("--latency-queries", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--accuracy-queries", default=10, show_default=True, type=click.IntRange(min=0))
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--meta-train-devices", default=None, help="Devices meta-training may use [default: all columns].")
+@click.option("--json", "as_json", is_flag=True)
+def bench_nas_cmd(data, devices, budgets, task, source_task, latency_queries, accuracy_queries, seeds,
+                  meta_train_devices, as_json):
+    """Latency-constrained search on held-out devices: accuracy of the pick over the exhaustive oracle's."""
+    from .bench import bench_nas
+    from .benchmark import load_benchmark
+
+    result = bench_nas(load_benchmark(data), _devices(devices), _devices(budgets), task=task,
+                       source_task=source_task or None, latency_queries=latency_queries,
+                       accuracy_queries=accuracy_queries, seeds=seeds,
+                       meta_train_devices=_devices(meta_train_devices), log=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{task}, {latency_queries} latency + {accuracy_queries} accuracy queries, {seeds} seeds")
+    click.echo(f"{'device':<15} {'budget ms':>9} {'pick ms':>8} {'acc':>6} {'oracle':>6} {'ratio':>7} {'over':>4}")
+    for r in result["runs"]:
+        click.echo(f"{r['device']:<15} {r['budget_ms']:9.3f} {r['latency_ms']:8.3f} {r['accuracy']:6.2f} "
+                   f"{r['oracle_accuracy']:6.2f} {r['ratio']:7.4f} {'yes' if r['violation'] else '':>4}")
+    click.echo(f"mean ratio {result['mean_ratio']:.4f}, violations {result['violations']} of {len(result['runs'])}")
+
+
 @cli.group("profiles")
 def profiles_group():
     """Device profiles."""

@@ -56,35 +56,48 @@ class LatencyPredictor(nn.Module):
             self.prior_factor.zero_()
             self.prior_factor[:n, :rank] = (vt[:rank].T * scale)
 
-    def forward(self, descriptors: torch.Tensor, support_x: torch.Tensor, support_y: torch.Tensor,
-                support_mask: torch.Tensor, query_x: torch.Tensor) -> torch.Tensor:
-        """Relative latency of each query architecture.
+    def posterior(self, descriptors: torch.Tensor, support_x: torch.Tensor, support_y: torch.Tensor,
+                  support_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean (B, P) and covariance (B, P, P) of each device's head weights.
 
-        descriptors (B, D); support_x (B, K, E); support_y (B, K) relative latencies; support_mask (B, K);
-        query_x (B, Q, E). Returns (B, Q).
+        descriptors (B, D); support_x (B, K, E); support_y (B, K) relative latencies; support_mask (B, K).
         """
         log_y = torch.log(support_y.clamp(min=1e-6)) * support_mask
         condition = torch.cat([self.descriptors(descriptors), self.support(support_x, log_y, support_mask)], 1)
         mean = self.prior_mean + self.hyper(condition)  # (B, P): the generated head
-        if support_x.shape[1] == 0:
-            return (self.features(query_x) @ mean[..., None])[..., 0]
-        xs = self.features(support_x) * support_mask[..., None]
         cov = self.prior_factor @ self.prior_factor.T + torch.diag(torch.exp(self.prior_log_diag))
         cov = cov + torch.exp(self.log_scale_var) * mean[:, :, None] * mean[:, None, :]  # (B, P, P)
+        if support_x.shape[1] == 0:
+            return mean, cov
+        xs = self.features(support_x) * support_mask[..., None]
         k = xs.shape[1]
         gram = xs @ cov @ xs.transpose(1, 2) + torch.exp(2 * self.log_noise) * torch.eye(k)
         residual = (support_y - (xs @ mean[..., None])[..., 0]) * support_mask
-        weights = mean + (cov @ xs.transpose(1, 2) @ torch.linalg.solve(gram, residual[..., None]))[..., 0]
+        gain = cov @ xs.transpose(1, 2)  # (B, P, K)
+        weights = mean + (gain @ torch.linalg.solve(gram, residual[..., None]))[..., 0]
+        post = cov - gain @ torch.linalg.solve(gram, gain.transpose(1, 2))
+        return weights, post
+
+    def forward(self, descriptors: torch.Tensor, support_x: torch.Tensor, support_y: torch.Tensor,
+                support_mask: torch.Tensor, query_x: torch.Tensor) -> torch.Tensor:
+        """Relative latency of each query architecture (B, Q), for query_x (B, Q, E)."""
+        weights, _ = self.posterior(descriptors, support_x, support_y, support_mask)
         return (self.features(query_x) @ weights[..., None])[..., 0]
 
     @torch.no_grad()
     def predict(self, descriptors: np.ndarray, support_x: np.ndarray, support_ms: np.ndarray,
-                query_x: np.ndarray) -> np.ndarray:
-        """Latency of each query architecture: in ms when there is a support set, relative without one."""
+                query_x: np.ndarray, with_std: bool = False):
+        """Latency of each query architecture: in ms when there is a support set, relative without one;
+        with `with_std`, also the predictive standard deviation in the same unit."""
         self.eval()
         unit = float(np.mean(support_ms)) if len(support_ms) else 1.0
         sx = torch.as_tensor(np.asarray(support_x, np.float32).reshape(1, len(support_ms), query_x.shape[1]))
         sy = torch.as_tensor(np.asarray(support_ms, np.float32).reshape(1, -1) / unit)
         mask = torch.ones_like(sy, dtype=torch.bool)
-        out = self(torch.as_tensor(descriptors[None]), sx, sy, mask, torch.as_tensor(query_x[None]))
-        return out[0].numpy().astype(np.float64) * unit
+        weights, post = self.posterior(torch.as_tensor(descriptors[None]), sx, sy, mask)
+        features = self.features(torch.as_tensor(query_x))
+        mean = (features @ weights[0]).numpy().astype(np.float64) * unit
+        if not with_std:
+            return mean
+        var = ((features @ post[0]) * features).sum(1) + torch.exp(2 * self.log_noise)
+        return mean, var.clamp(min=0).sqrt().numpy().astype(np.float64) * unit
