@@ -51,18 +51,34 @@ def cli(profile_dirs, target_dirs):
 
 @cli.command("compile")
 @click.option("--target", "-t", "profile", default="host", show_default=True, help="Device profile name.")
-@click.option("--arch", "-a", required=True, help="Architecture string of the search space.")
+@click.option("--arch", "-a", default=None, help="Architecture string; without it, one is generated for the budget.")
+@click.option("--latency-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Latency budget for a generated architecture [default: the profile's].")
+@click.option("--memory-mb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Memory budget (weights + peak activations) [default: the profile's].")
+@click.option("--measurements", default=6, show_default=True, type=click.IntRange(min=1),
+              help="New device measurements a generation may spend.")
 @click.option("--output", "-o", type=click.Path(), default=None, help="Artifact directory [default: out/PROFILE].")
 @click.option("--space", default="nb201", show_default=True)
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="Measurement store (SQLite).")
-@click.option("--no-measure", is_flag=True, help="Compile only; do not time the library.")
+@click.option("--no-measure", is_flag=True, help="Compile only; do not time the library (needs --arch).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def compile_cmd(profile, arch, output, space, db, no_measure, as_json):
-    """Compile ARCH for a device profile into a measured, deployable artifact."""
-    from .pipeline import compile_artifact
+def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, space, db, no_measure, as_json):
+    """Compile ARCH, or the best architecture generated for the budgets, into a measured artifact."""
+    from .pipeline import compile_artifact, compile_for_budget
+    from .profile import PROFILES
 
-    art = compile_artifact(profile, arch, output or Path("out") / profile, space=space, db=db,
-                           measure_latency=not no_measure)
+    out = output or Path("out") / profile
+    if arch:
+        art = compile_artifact(profile, arch, out, space=space, db=db, measure_latency=not no_measure)
+    else:
+        budget = latency_ms or PROFILES.get(profile).budgets.get("latency_ms")
+        if not budget:
+            raise UserError("give --arch, or a latency budget with --latency-ms (the profile has none)")
+        if no_measure:
+            raise UserError("--no-measure needs --arch: a generated architecture is verified by measuring it")
+        art = compile_for_budget(profile, budget, out, space=space, db=db, memory_mb=memory_mb,
+                                 measurements=measurements, log=lambda m: click.echo(m, err=True))
     if as_json:
         click.echo(json.dumps(art.report, indent=2))
         return
@@ -83,6 +99,10 @@ def compile_cmd(profile, arch, output, space, db, no_measure, as_json):
                    f"{s['where']}){flag}")
     if "tvm_vs_onnxruntime" in r:
         click.echo(f"ratio      tvm / onnxruntime = {r['tvm_vs_onnxruntime']:.2f}")
+    for c in r.get("search", {}).get("candidates", []):
+        predicted = "reference" if c["predicted_ms"] is None else f"{c['predicted_ms']:9.3f}"
+        click.echo(f"candidate  predicted {predicted:>9} ms  measured {c['measured_ms']:9.3f} ms  "
+                   f"{'fits  ' if c['fits'] else 'misses'}  {c['arch']}")
 
 
 @cli.command("measure")
@@ -117,15 +137,18 @@ def _devices(text: str | None) -> list[str] | None:
 @click.option("--devices", default=None, help="Comma-separated latency columns to train on [default: all].")
 @click.option("--steps", default=1500, show_default=True, type=click.IntRange(min=0))
 @click.option("--seed", default=0, show_default=True)
+@click.option("--accuracy-task", default="cifar10", show_default=True,
+              help="Accuracy column the search's accuracy prior learns from ('' for none).")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
-def meta_train_cmd(data, devices, steps, seed, output):
+def meta_train_cmd(data, devices, steps, seed, accuracy_task, output):
     """Meta-train the device-conditioned latency predictor across a benchmark's devices."""
     from .benchmark import load_benchmark
     from .metatrain import meta_train
 
     bench = load_benchmark(data)
     names = _devices(devices) or bench.devices
-    trained = meta_train(bench, names, steps=steps, seed=seed, log=lambda m: click.echo(m, err=True))
+    trained = meta_train(bench, names, steps=steps, seed=seed, log=lambda m: click.echo(m, err=True),
+                         accuracy_task=accuracy_task if accuracy_task and accuracy_task in bench.accuracy else None)
     trained.save(output)
     click.echo(f"checkpoint {output}  ({len(names)} devices: {', '.join(names)})")
 

@@ -24,17 +24,58 @@ from .profile import PROFILES
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "nb201.pt"
 
 
+class AccuracyPrior(torch.nn.Module):
+    """Expected accuracy of an architecture on the source task, learned from its table: the prior the
+    search ranks by when the user's own task has no measurements yet."""
+
+    def __init__(self, encoding_dim: int):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(encoding_dim, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+                                       torch.nn.ReLU(), torch.nn.Linear(64, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[..., 0]
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.eval()(torch.as_tensor(x, dtype=torch.float32)).numpy().astype(np.float64)
+
+
+def train_accuracy_prior(x: np.ndarray, accuracy: np.ndarray, steps: int = 1500, seed: int = 0) -> AccuracyPrior:
+    torch.manual_seed(seed)
+    model = AccuracyPrior(x.shape[1])
+    ok = np.isfinite(accuracy)
+    xt = torch.as_tensor(x[ok], dtype=torch.float32)
+    y = torch.as_tensor(accuracy[ok], dtype=torch.float32)
+    mean, std = y.mean(), y.std()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = torch.mean((model(xt) - (y - mean) / std) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():  # fold the standardisation into the last layer: outputs are in accuracy units
+        last = model.net[-1]
+        last.weight.mul_(std)
+        last.bias.mul_(std).add_(mean)
+    return model.eval()
+
+
 @dataclass
 class Trained:
     model: LatencyPredictor
     devices: list[str]  # the meta-training devices
     space: str
+    accuracy: AccuracyPrior | None = None
+    accuracy_task: str | None = None
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state": self.model.state_dict(), "config": self.model.config, "devices": self.devices,
-                    "space": self.space, "format": 1}, path)
+                    "space": self.space, "format": 1,
+                    "accuracy_state": self.accuracy.state_dict() if self.accuracy else {},
+                    "accuracy_task": self.accuracy_task or ""}, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "Trained":
@@ -44,7 +85,11 @@ class Trained:
             raise EdgenasError(f"cannot load checkpoint {path} ({e}); run edgenas meta-train to make one") from None
         model = LatencyPredictor(**ckpt["config"])
         model.load_state_dict(ckpt["state"])
-        return cls(model.eval(), list(ckpt["devices"]), ckpt["space"])
+        accuracy = None
+        if ckpt.get("accuracy_state"):
+            accuracy = AccuracyPrior(ckpt["config"]["encoding_dim"])
+            accuracy.load_state_dict(ckpt["accuracy_state"])
+        return cls(model.eval(), list(ckpt["devices"]), ckpt["space"], accuracy, ckpt.get("accuracy_task") or None)
 
 
 def device_descriptors(name: str) -> np.ndarray:
@@ -64,8 +109,13 @@ def least_squares_heads(x: np.ndarray, latency: dict[str, np.ndarray], devices: 
 
 
 def meta_train(bench: Benchmark, devices: list[str], steps: int = 1500, batch: int = 16, max_support: int = 20,
-               queries: int = 256, seed: int = 0, log: Callable[[str], None] | None = None) -> Trained:
-    """Meta-train a LatencyPredictor on the latency columns `devices` of `bench`."""
+               queries: int = 256, seed: int = 0, log: Callable[[str], None] | None = None,
+               accuracy_task: str | None = None) -> Trained:
+    """Meta-train a LatencyPredictor on the latency columns `devices` of `bench`; with `accuracy_task`,
+    also learn the accuracy prior from that task's column."""
+    if accuracy_task and accuracy_task not in bench.accuracy:
+        raise EdgenasError(f"task '{accuracy_task}' is not a column of {bench.source}/accuracy.csv; known: "
+                           f"{', '.join(bench.tasks) or 'none'}")
     unknown = [d for d in devices if d not in bench.latency]
     if unknown:
         raise EdgenasError(f"device '{unknown[0]}' is not a column of {bench.source}/latency_ms.csv; known: "
@@ -106,4 +156,5 @@ def meta_train(bench: Benchmark, devices: list[str], steps: int = 1500, batch: i
         sched.step()
         if log and (step % 250 == 0 or step == steps - 1):
             log(f"step {step:5d}/{steps}  loss {loss.item():.5f}  {time.perf_counter() - start:.0f} s")
-    return Trained(model.eval(), list(devices), bench.space.name)
+    prior = train_accuracy_prior(x, bench.accuracy[accuracy_task], seed=seed) if accuracy_task else None
+    return Trained(model.eval(), list(devices), bench.space.name, prior, accuracy_task)

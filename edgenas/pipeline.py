@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from . import __version__
 from .compile import CompiledLibrary, compile_onnx
 from .errors import EdgenasError
-from .export import INPUT_NAME, OUTPUT_NAME, ExportResult, export_onnx
+from .export import INPUT_NAME, OUTPUT_NAME, ExportResult, check_output, export_onnx
 from .measure import Measurement, Remote, measure
 from .profile import PROFILES, Profile
 from .spaces import SearchSpace, get_space
 from .store import Store
 from .target import ResolvedTarget
 
-TOLERANCE = 1e-4  # max abs difference from PyTorch accepted for any runtime's output
+TOLERANCE = 1e-4  # accepted difference from PyTorch's output, relative to outputs larger than 1
 LIBRARY = "model.so"
 
 
@@ -80,10 +81,7 @@ def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = N
     for runtime in runtimes or (("tvm",) if remote else ("tvm", "onnxruntime")):
         path = b.library.path if runtime == "tvm" else b.onnx.path
         m: Measurement = measure(runtime, path, b.onnx.reference_input, threads=threads, remote=remote)
-        error = float(np.max(np.abs(m.output - b.onnx.reference_output)))
-        if not error <= TOLERANCE:
-            raise EdgenasError(f"{runtime} output differs from PyTorch by {error:.3g} (> {TOLERANCE:g}) for "
-                               f"{b.arch}; report it as a bug")
+        error = check_output(f"{runtime} ({b.arch})", m.output, b.onnx.reference_output, TOLERANCE)
         record_id = store.add(b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, m) \
             if store else None
         results[runtime] = {**m.stats.as_dict(), "threads": m.threads, "version": m.runtime_version,
@@ -95,7 +93,7 @@ def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = N
 
 def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, space: str = "nb201",
                      db: str | Path | None = None, measure_latency: bool = True, seed: int = 0) -> Artifact:
-    """`edgenas compile`: write model.onnx, model.so, manifest.json and report.json for `arch` on `profile`."""
+    """`edgenas compile --arch`: write model.onnx, model.so, manifest.json and report.json for `arch`."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     if measure_latency and profile.measurable:
         measurement_place(profile, profile.resolved_target())
@@ -105,6 +103,73 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
     if measure_latency and profile.measurable:
         with Store(db) as store:
             latency = time_built(b, store)
+    reason = "--no-measure" if not measure_latency else f"profile '{profile.name}' has measure.via: none (predict-only)"
+    return write_artifact(b, out_dir, latency, {} if latency else {"not_measured_because": reason})
+
+
+def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str | Path, space: str = "nb201",
+                       db: str | Path | None = None, memory_mb: float | None = None, measurements: int = 6,
+                       seed: int = 0, log: Callable[[str], None] = lambda _: None) -> Artifact:
+    """`edgenas compile --latency-ms`: generate the architecture with the best expected accuracy that fits the
+    budgets, conditioned on the store's measurements of this profile; measure each candidate on the device,
+    record it, and re-condition after a miss, within `measurements` new measurements."""
+    from .conditioning import descriptor_vector
+    from .metatrain import SHIPPED, Trained
+    from .search import search
+
+    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    target = profile.resolved_target()
+    measurement_place(profile, target)
+    memory_mb = memory_mb or profile.budgets.get("memory_mb")
+    out_dir = prepare_output(out_dir)
+    sp = get_space(space, batch=profile.batch)
+    archs = list(sp.enumerate())
+    x = np.stack([sp.encode(a) for a in archs])
+    allowed = np.array([sp.costs(a).memory_mb <= memory_mb for a in archs]) if memory_mb else None
+    trained = Trained.load(SHIPPED)
+    prior_accuracy = trained.accuracy.predict(x) if trained.accuracy else None
+    with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
+        latest = {r.arch: r.p50_ms for r in store.records(profile=profile.name, runtime="tvm", space=sp.name)
+                  if r.input_shape == sp.input_shape}
+        support = ([sp.index(a) for a in latest], list(latest.values()))
+        log(f"{len(latest)} stored measurements of '{profile.name}' condition the predictor")
+        built: dict[int, tuple[Built, dict[str, Any]]] = {}
+
+        def measure_candidate(i: int) -> float:
+            work = Path(tmp) / str(i)
+            work.mkdir()
+            b = build(profile, archs[i], work, space=space, seed=seed)
+            built[i] = (b, time_built(b, store))
+            ms = built[i][1]["tvm"]["p50_ms"]
+            log(f"measured {archs[i]}: {ms:.3f} ms ({'fits' if ms <= latency_ms else 'misses'} {latency_ms:g} ms)")
+            return ms
+
+        result = search(x, trained.model, descriptor_vector(profile), latency_ms, measure_candidate, measurements,
+                        source_accuracy=prior_accuracy, allowed=allowed, support=support, seed=seed)
+        if not result.verified or result.pick not in built:
+            closest = min((c.measured_ms for c in result.candidates), default=float("nan"))
+            raise EdgenasError(f"no candidate measured within {latency_ms:g} ms after {len(result.candidates)} "
+                               f"measurements (fastest {closest:.3f} ms); raise --latency-ms or --measurements")
+        b, latency = built[result.pick]
+        for name in ("model.onnx", LIBRARY):
+            shutil.copyfile(b.onnx.path.parent / name, out_dir / name)
+        candidates = [{"arch": archs[c.index],
+                       "predicted_ms": None if c.predicted_ms is None else round(c.predicted_ms, 4),
+                       "measured_ms": round(c.measured_ms, 4), "fits": c.measured_ms <= latency_ms,
+                       "predicted_accuracy": c.predicted_accuracy} for c in result.candidates]
+        search_report = {"latency_budget_ms": latency_ms, "memory_budget_mb": memory_mb,
+                         "stored_measurements_used": len(latest), "new_measurements": len(candidates),
+                         "accuracy_prior": trained.accuracy_task, "candidates": candidates}
+        budgets = {**profile.budgets, "latency_ms": latency_ms, **({"memory_mb": memory_mb} if memory_mb else {})}
+        return write_artifact(b, out_dir, latency, {"search": search_report}, budgets)
+
+
+def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict[str, Any],
+                   budgets: dict[str, float] | None = None) -> Artifact:
+    """Write manifest.json and report.json beside model.onnx and model.so in `out_dir`; `budgets` default to
+    the profile's."""
+    profile = b.profile
+    budgets = profile.budgets if budgets is None else budgets
     costs = b.space.costs(b.arch)
     manifest = {
         "edgenas_version": __version__,
@@ -123,24 +188,21 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
         "arch": b.arch,
         "profile": profile.name,
         "costs": costs.as_dict(),
-        "budgets": profile.budgets,
-        "fits_memory_budget": costs.memory_mb <= profile.budgets["memory_mb"] if "memory_mb" in profile.budgets
-        else None,
+        "budgets": budgets,
+        "fits_memory_budget": costs.memory_mb <= budgets["memory_mb"] if "memory_mb" in budgets else None,
         "export": {"opset": 18, "max_abs_error_onnxruntime_vs_pytorch": b.onnx.max_abs_error},
         "compile": {"seconds": round(b.library.seconds, 3), "kernels": len(b.library.kernels), "tuned": [],
                     "fallback": list(b.library.kernels)},
         "measured": bool(latency),
         "latency_ms": latency,
+        **extra,
     }
     if latency:
         tvm_p50 = latency["tvm"]["p50_ms"]
         if "onnxruntime" in latency:
             report["tvm_vs_onnxruntime"] = round(tvm_p50 / latency["onnxruntime"]["p50_ms"], 4)
-        if "latency_ms" in profile.budgets:
-            report["fits_latency_budget"] = tvm_p50 <= profile.budgets["latency_ms"]
-    else:
-        report["not_measured_because"] = "--no-measure" if not measure_latency else \
-            f"profile '{profile.name}' has measure.via: none (predict-only)"
+        if "latency_ms" in budgets:
+            report["fits_latency_budget"] = tvm_p50 <= budgets["latency_ms"]
     for name, content in (("manifest.json", manifest), ("report.json", report)):
         (out_dir / name).write_text(json.dumps(content, indent=2) + "\n")
     return Artifact(out_dir, manifest, report)

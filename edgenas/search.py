@@ -45,14 +45,10 @@ class AccuracyModel:
 @dataclass
 class Candidate:
     index: int
-    predicted_ms: float
+    predicted_ms: float | None  # None when nothing was measured yet (predictions are only relative then)
     measured_ms: float | None = None
     predicted_accuracy: float | None = None
     measured_accuracy: float | None = None
-
-    @property
-    def fits(self) -> bool:
-        return self.measured_ms is not None
 
 
 @dataclass
@@ -89,7 +85,7 @@ def search(x: np.ndarray, predictor: LatencyPredictor, descriptors: np.ndarray, 
     def predict_latency(with_std: bool = False):
         return predictor.predict(descriptors, x[lat_idx], np.asarray(lat_ms), x, with_std=with_std)
 
-    def record(i: int, predicted: float) -> None:
+    def record(i: int, predicted: float | None) -> None:
         ms = measure_latency(i)
         lat_idx.append(i)
         lat_ms.append(ms)
@@ -100,8 +96,7 @@ def search(x: np.ndarray, predictor: LatencyPredictor, descriptors: np.ndarray, 
         prior = predict_latency()
         order = np.argsort(prior)
         for part in np.array_split(order, min(reference, latency_queries)):
-            i = int(rng.choice(part))
-            record(i, float(prior[i]))
+            record(int(rng.choice(part)), None)
     lat_left = latency_queries - len(measured)
     acc_left = accuracy_queries if measure_accuracy else 0
     known_acc: dict[int, float] = {}

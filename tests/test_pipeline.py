@@ -96,3 +96,30 @@ def test_rpc_profile_is_measured_on_the_tracker_device_and_stored(tmp_path, rpc_
     with Store(tmp_path / "db.sqlite") as store:
         (record,) = store.records(profile="board")
     assert (record.id, record.runtime, record.arch) == (tvm["store_id"], "tvm", ARCH_CHEAP)
+
+
+def test_generation_regenerates_after_a_measured_miss(nb201, tmp_path):
+    """Stale measurements (as from a machine twice as fast) make the first pick miss the budget; the miss is
+    measured, stored and conditions the next pick, and the artifact's pick is measured within budget."""
+    from edgenas.measure import Measurement, Stats
+    from edgenas.pipeline import compile_for_budget
+    from edgenas.store import Store
+
+    db = tmp_path / "db.sqlite"
+    stale = list(nb201.enumerate())[1000:15625:2900]
+    with Store(db) as store:
+        for arch in stale:
+            ms = 0.2 * nb201.costs(arch).flops / 1e6
+            stats = Stats.of([ms, ms, ms], number=1, max_spread=0.05)
+            store.add("host", "nb201", arch, nb201.input_shape, {}, Measurement("tvm", "stale", 2, stats, None))
+    said = []
+    art = compile_for_budget("host", 70.0, tmp_path / "out", db=db, measurements=8, log=said.append)
+    search = art.report["search"]
+    assert search["stored_measurements_used"] == len(stale)
+    first = search["candidates"][0]
+    assert not first["fits"] and first["measured_ms"] > 70.0 and first["predicted_ms"] <= 70.0 * 1.5
+    assert art.report["latency_ms"]["tvm"]["p50_ms"] <= 70.0 and art.report["fits_latency_budget"]
+    assert art.manifest["arch"] in [c["arch"] for c in search["candidates"] if c["fits"]]
+    with Store(db) as store:
+        assert len([r for r in store.records(profile="host", runtime="tvm")]) == len(stale) + len(search["candidates"])
+    assert any("misses 70 ms" in m for m in said)
