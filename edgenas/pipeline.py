@@ -119,7 +119,8 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
 
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     target = profile.resolved_target()
-    measurement_place(profile, target)
+    if profile.measurable:
+        measurement_place(profile, target)
     memory_mb = memory_mb or profile.budgets.get("memory_mb")
     out_dir = prepare_output(out_dir)
     sp = get_space(space, batch=profile.batch)
@@ -133,6 +134,9 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
                   if r.input_shape == sp.input_shape}
         support = ([sp.index(a) for a in latest], list(latest.values()))
         log(f"{len(latest)} stored measurements of '{profile.name}' condition the predictor")
+        if not profile.measurable and not latest:
+            raise EdgenasError(f"profile '{profile.name}' is predict-only (measure.via: none) and the store has no "
+                               f"measurements of it; give it via: rpc to measure the device, or use --arch")
         built: dict[int, tuple[Built, dict[str, Any]]] = {}
 
         def measure_candidate(i: int) -> float:
@@ -144,8 +148,19 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
             log(f"measured {archs[i]}: {ms:.3f} ms ({'fits' if ms <= latency_ms else 'misses'} {latency_ms:g} ms)")
             return ms
 
-        result = search(x, trained.model, descriptor_vector(profile), latency_ms, measure_candidate, measurements,
-                        source_accuracy=prior_accuracy, allowed=allowed, support=support, seed=seed)
+        result = search(x, trained.model, descriptor_vector(profile), latency_ms, measure_candidate,
+                        measurements if profile.measurable else 0, source_accuracy=prior_accuracy,
+                        allowed=allowed, support=support, seed=seed)
+        if not profile.measurable:  # predicted to fit with the search's safety margin, not verified
+            b = build(profile, archs[result.pick], out_dir, space=space, seed=seed)
+            predicted = trained.model.predict(descriptor_vector(profile), x[support[0]], np.asarray(support[1]),
+                                              x[[result.pick]])
+            report = {"search": {"latency_budget_ms": latency_ms, "memory_budget_mb": memory_mb,
+                                 "stored_measurements_used": len(latest), "new_measurements": 0,
+                                 "predicted_ms": round(float(predicted[0]), 4), "verified": False,
+                                 "accuracy_prior": trained.accuracy_task, "candidates": []},
+                      "not_measured_because": f"profile '{profile.name}' has measure.via: none (predict-only)"}
+            return write_artifact(b, out_dir, {}, report, {**profile.budgets, "latency_ms": latency_ms})
         if not result.verified or result.pick not in built:
             closest = min((c.measured_ms for c in result.candidates), default=float("nan"))
             raise EdgenasError(f"no candidate measured within {latency_ms:g} ms after {len(result.candidates)} "

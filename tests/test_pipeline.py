@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from edgenas.errors import EdgenasError
 from edgenas.pipeline import sha256
 
 from .conftest import ARCH
@@ -123,3 +124,23 @@ def test_generation_regenerates_after_a_measured_miss(nb201, tmp_path):
     with Store(db) as store:
         assert len([r for r in store.records(profile="host", runtime="tvm")]) == len(stale) + len(search["candidates"])
     assert any("misses 70 ms" in m for m in said)
+
+
+def test_predict_only_profile_generates_from_stored_measurements(nb201, tmp_path):
+    from edgenas.measure import Measurement, Stats
+    from edgenas.pipeline import compile_for_budget
+    from edgenas.store import Store
+
+    db = tmp_path / "db.sqlite"
+    with pytest.raises(EdgenasError, match="predict-only .* the store has no measurements of it"):
+        compile_for_budget("raspi4", 20.0, tmp_path / "none", db=db)
+    with Store(db) as store:  # measurements imported from the board
+        for arch in list(nb201.enumerate())[500:15625:1500]:
+            ms = 0.1 * nb201.costs(arch).flops / 1e6
+            stats = Stats.of([ms, ms, ms], number=1, max_spread=0.05)
+            store.add("raspi4", "nb201", arch, nb201.input_shape, {}, Measurement("tvm", "0.27", 4, stats, None))
+    art = compile_for_budget("raspi4", 15.0, tmp_path / "pi", db=db)
+    search = art.report["search"]
+    assert not search["verified"] and search["predicted_ms"] <= 15.0 * 0.95
+    assert not art.report["measured"] and (tmp_path / "pi" / "model.so").exists()
+    assert art.manifest["target"]["machine"] == "aarch64"
