@@ -151,16 +151,22 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
         result = search(x, trained.model, descriptor_vector(profile), latency_ms, measure_candidate,
                         measurements if profile.measurable else 0, source_accuracy=prior_accuracy,
                         allowed=allowed, support=support, seed=seed)
+        report = {"latency_budget_ms": latency_ms, "memory_budget_mb": memory_mb,
+                  "stored_measurements_used": len(latest), "new_measurements": len(result.candidates),
+                  "verified": result.verified, "accuracy_prior": trained.accuracy_task,
+                  "candidates": [{"arch": archs[c.index],
+                                  "predicted_ms": None if c.predicted_ms is None else round(c.predicted_ms, 4),
+                                  "measured_ms": round(c.measured_ms, 4), "fits": c.measured_ms <= latency_ms,
+                                  "predicted_accuracy": c.predicted_accuracy} for c in result.candidates]}
+        budgets = {**profile.budgets, "latency_ms": latency_ms, **({"memory_mb": memory_mb} if memory_mb else {})}
         if not profile.measurable:  # predicted to fit with the search's safety margin, not verified
             b = build(profile, archs[result.pick], out_dir, space=space, seed=seed)
             predicted = trained.model.predict(descriptor_vector(profile), x[support[0]], np.asarray(support[1]),
                                               x[[result.pick]])
-            report = {"search": {"latency_budget_ms": latency_ms, "memory_budget_mb": memory_mb,
-                                 "stored_measurements_used": len(latest), "new_measurements": 0,
-                                 "predicted_ms": round(float(predicted[0]), 4), "verified": False,
-                                 "accuracy_prior": trained.accuracy_task, "candidates": []},
-                      "not_measured_because": f"profile '{profile.name}' has measure.via: none (predict-only)"}
-            return write_artifact(b, out_dir, {}, report, {**profile.budgets, "latency_ms": latency_ms})
+            report["predicted_ms"] = round(float(predicted[0]), 4)
+            return write_artifact(b, out_dir, {}, {"search": report, "not_measured_because":
+                                                   f"profile '{profile.name}' has measure.via: none (predict-only)"},
+                                  budgets)
         if not result.verified or result.pick not in built:
             closest = min((c.measured_ms for c in result.candidates), default=float("nan"))
             raise EdgenasError(f"no candidate measured within {latency_ms:g} ms after {len(result.candidates)} "
@@ -168,15 +174,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
         b, latency = built[result.pick]
         for name in ("model.onnx", LIBRARY):
             shutil.copyfile(b.onnx.path.parent / name, out_dir / name)
-        candidates = [{"arch": archs[c.index],
-                       "predicted_ms": None if c.predicted_ms is None else round(c.predicted_ms, 4),
-                       "measured_ms": round(c.measured_ms, 4), "fits": c.measured_ms <= latency_ms,
-                       "predicted_accuracy": c.predicted_accuracy} for c in result.candidates]
-        search_report = {"latency_budget_ms": latency_ms, "memory_budget_mb": memory_mb,
-                         "stored_measurements_used": len(latest), "new_measurements": len(candidates),
-                         "accuracy_prior": trained.accuracy_task, "candidates": candidates}
-        budgets = {**profile.budgets, "latency_ms": latency_ms, **({"memory_mb": memory_mb} if memory_mb else {})}
-        return write_artifact(b, out_dir, latency, {"search": search_report}, budgets)
+        return write_artifact(b, out_dir, latency, {"search": report}, budgets)
 
 
 def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict[str, Any],
