@@ -107,7 +107,7 @@ def search(x: np.ndarray, predictor: LatencyPredictor, descriptors: np.ndarray, 
         score = accuracy.predict(list(known_acc), list(known_acc.values()))
         for i, value in known_acc.items():
             score[i] = value
-        # worth measuring: plausibly within budget (one predictive std); a measurement decides
+        # worth measuring: plausibly within budget (`explore` predictive stds); a measurement decides
         fits = allowed & (lat - explore * std <= budget_ms)
         for i, c in measured.items():  # a measurement overrides the prediction
             fits[i] = allowed[i] and c.measured_ms <= budget_ms
@@ -122,7 +122,7 @@ def search(x: np.ndarray, predictor: LatencyPredictor, descriptors: np.ndarray, 
             progressed = True
         need_lat = [i for i in ranked if i not in measured]
         if lat_left > 0 and need_lat:
-            i = max(need_lat[:1] + [j for j in need_lat[:5] if j in known_acc], key=lambda j: score[j])
+            i = need_lat[0]
             record(i, float(lat[i]))
             lat_left -= 1
             progressed = True
