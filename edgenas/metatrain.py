@@ -7,6 +7,7 @@ predictor from a few measurements. Checkpoints are plain tensors and metadata: t
 """
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +82,10 @@ class Trained:
     def load(cls, path: str | Path) -> "Trained":
         try:
             ckpt = torch.load(Path(path), weights_only=True)
-        except (OSError, RuntimeError) as e:
-            raise EdgenasError(f"cannot load checkpoint {path} ({e}); run edgenas meta-train to make one") from None
+        except (OSError, RuntimeError, pickle.UnpicklingError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise EdgenasError(f"cannot load checkpoint {path} ({reason}); run edgenas meta-train to make one") \
+                from None
         model = LatencyPredictor(**ckpt["config"])
         model.load_state_dict(ckpt["state"])
         accuracy = None

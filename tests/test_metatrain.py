@@ -47,3 +47,12 @@ def test_meta_train_refuses_unknown_devices(trained):
     bench, _ = trained
     with pytest.raises(EdgenasError, match="device 'dev9' is not a column"):
         meta_train(bench, ["dev0", "dev9"])
+
+
+def test_a_broken_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "bad.pt").write_text("not a checkpoint")
+    with pytest.raises(EdgenasError, match="cannot load checkpoint .*bad.pt .*run edgenas meta-train") as e:
+        Trained.load(tmp_path / "bad.pt")
+    assert "\n" not in str(e.value)
+    with pytest.raises(EdgenasError, match="cannot load checkpoint"):
+        Trained.load(tmp_path / "missing.pt")
