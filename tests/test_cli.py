@@ -92,3 +92,14 @@ def test_local_measurement_of_foreign_code_is_refused_before_any_work(tmp_path):
     fails_with("builds aarch64/cpu code, which cannot run on this machine; use --no-measure",
                "--profiles", str(tmp_path), "compile", "-t", "pi", "-a", ARCH, "-o", str(out))
     assert not out.exists()
+
+
+def test_bench_and_meta_train_errors(tmp_path, synthetic_benchmark):
+    fails_with("benchmark folder /no/such/bench does not exist", "bench", "latency", "--data", "/no/such/bench",
+               "--devices", "dev0")
+    fails_with("device 'phone' is not a column", "bench", "latency", "--data", str(synthetic_benchmark),
+               "--devices", "phone")
+    fails_with("task 'imagenet' is not a column", "bench", "nas", "--data", str(synthetic_benchmark), "--device",
+               "dev0", "--budget-ms", "p50", "--task", "imagenet")
+    fails_with("meta-training needs at least 2 devices", "meta-train", "--data", str(synthetic_benchmark),
+               "--devices", "dev0", "-o", str(tmp_path / "m.pt"))
