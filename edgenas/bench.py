@@ -36,8 +36,9 @@ class Oracle:
         return self.asked[index]
 
 
-def predictor_for(bench: Benchmark, held_out: str, allowed: list[str], log: Callable[[str], None]) -> Trained:
-    """The shipped checkpoint if it is allowed for this held-out device, else a model meta-trained here."""
+def predictor_for(bench: Benchmark, held_out: str, allowed: list[str], log: Callable[[str], None],
+                  steps: int = 1500) -> Trained:
+    """The shipped checkpoint if it is allowed for this held-out device, else models meta-trained here."""
     if SHIPPED.exists():
         shipped = Trained.load(SHIPPED)
         if set(shipped.devices) <= set(allowed) and held_out not in shipped.devices:
@@ -45,11 +46,11 @@ def predictor_for(bench: Benchmark, held_out: str, allowed: list[str], log: Call
     devices = [d for d in allowed if d != held_out]
     log(f"meta-training on {len(devices)} devices without {held_out} (the shipped checkpoint saw it or a "
         f"device not allowed)")
-    return meta_train(bench, devices)
+    return meta_train(bench, devices, steps=steps)
 
 
 def bench_latency(bench: Benchmark, devices: list[str], support: int = 10, seeds: int = 5,
-                  meta_train_devices: list[str] | None = None,
+                  meta_train_devices: list[str] | None = None, meta_train_steps: int = 1500,
                   log: Callable[[str], None] = lambda _: None) -> dict:
     """Spearman rank correlation of predicted vs true latency over every architecture of each held-out
     device, from `support` oracle queries, mean over seeds; with baselines on the same support sets."""
@@ -62,7 +63,7 @@ def bench_latency(bench: Benchmark, devices: list[str], support: int = 10, seeds
     flops = np.array([bench.space.costs(a).flops for a in bench.archs], dtype=float)
     result = {"support": support, "seeds": seeds, "devices": {}}
     for d in devices:
-        trained = predictor_for(bench, d, allowed, log)
+        trained = predictor_for(bench, d, allowed, log, meta_train_steps)
         truth = bench.latency[d]
         table = np.log(np.stack([bench.latency[o] for o in trained.devices if o != d], 1))
         flops_rho = _spearman(flops, truth)  # needs no support set: the same every seed
@@ -114,7 +115,7 @@ def budgets_for(truth: np.ndarray, spec: list[str]) -> list[float]:
 
 def bench_nas(bench: Benchmark, devices: list[str], budgets: list[str], task: str = "cifar100",
               source_task: str | None = "cifar10", latency_queries: int = 10, accuracy_queries: int = 10,
-              seeds: int = 5, meta_train_devices: list[str] | None = None,
+              seeds: int = 5, meta_train_devices: list[str] | None = None, meta_train_steps: int = 1500,
               log: Callable[[str], None] = lambda _: None) -> dict:
     """Latency-constrained search on held-out devices: the pick's true accuracy over the best accuracy of any
     architecture within budget (a pick over budget scores 0)."""
@@ -128,13 +129,13 @@ def bench_nas(bench: Benchmark, devices: list[str], budgets: list[str], task: st
                            f"{', '.join(bench.tasks)}")
     allowed = meta_train_devices or bench.devices
     x = bench.encodings()
-    source = bench.accuracy[source_task] if source_task and source_task != task else None
     truth_acc = bench.accuracy[task]
     runs = []
     for d in devices:
         if d not in bench.latency:
             raise EdgenasError(f"device '{d}' is not a column of {bench.source}/latency_ms.csv")
-        trained = predictor_for(bench, d, allowed, log)
+        trained = predictor_for(bench, d, allowed, log, meta_train_steps)
+        source = bench.accuracy[source_task] if source_task and source_task != task else trained.accuracy.predict(x)
         truth_lat = bench.latency[d]
         for budget in budgets_for(truth_lat, budgets):
             fits = truth_lat <= budget
@@ -142,8 +143,8 @@ def bench_nas(bench: Benchmark, devices: list[str], budgets: list[str], task: st
             for seed in range(seeds):
                 lat_oracle = Oracle(truth_lat, latency_queries, d)
                 acc_oracle = Oracle(truth_acc, accuracy_queries, task)
-                result = search(x, trained.model, device_descriptors(d), budget, lat_oracle, latency_queries,
-                                acc_oracle, accuracy_queries, source_accuracy=source, seed=seed)
+                result = search(x, trained, device_descriptors(d), budget, lat_oracle, latency_queries, source,
+                                acc_oracle, accuracy_queries, seed=seed)
                 pick = result.pick
                 violation = bool(truth_lat[pick] > budget)
                 ratio = 0.0 if violation else float(truth_acc[pick] / best)

@@ -138,17 +138,17 @@ def _devices(text: str | None) -> list[str] | None:
 @click.option("--steps", default=1500, show_default=True, type=click.IntRange(min=0))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--accuracy-task", default="cifar10", show_default=True,
-              help="Accuracy column the search's accuracy prior learns from ('' for none).")
+              help="Source-task accuracy column: the accuracy prior, task predictor and generator learn from it.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
 def meta_train_cmd(data, devices, steps, seed, accuracy_task, output):
-    """Meta-train the device-conditioned latency predictor across a benchmark's devices."""
+    """Meta-train the latency predictor, task predictor and generator across a benchmark's devices."""
     from .benchmark import load_benchmark
     from .metatrain import meta_train
 
     bench = load_benchmark(data)
     names = _devices(devices) or bench.devices
     trained = meta_train(bench, names, steps=steps, seed=seed, log=lambda m: click.echo(m, err=True),
-                         accuracy_task=accuracy_task if accuracy_task and accuracy_task in bench.accuracy else None)
+                         accuracy_task=accuracy_task)
     trained.save(output)
     click.echo(f"checkpoint {output}  ({len(names)} devices: {', '.join(names)})")
 

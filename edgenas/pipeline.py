@@ -128,7 +128,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
     x = np.stack([sp.encode(a) for a in archs])
     allowed = np.array([sp.costs(a).memory_mb <= memory_mb for a in archs]) if memory_mb else None
     trained = Trained.load(SHIPPED)
-    prior_accuracy = trained.accuracy.predict(x) if trained.accuracy else None
+    prior_accuracy = trained.accuracy.predict(x)
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
         latest = {r.arch: r.p50_ms for r in store.records(profile=profile.name, runtime="tvm", space=sp.name)
                   if r.input_shape == sp.input_shape}
@@ -148,9 +148,9 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
             log(f"measured {archs[i]}: {ms:.3f} ms ({'fits' if ms <= latency_ms else 'misses'} {latency_ms:g} ms)")
             return ms
 
-        result = search(x, trained.model, descriptor_vector(profile), latency_ms, measure_candidate,
-                        measurements if profile.measurable else 0, source_accuracy=prior_accuracy,
-                        allowed=allowed, support=support, seed=seed)
+        result = search(x, trained, descriptor_vector(profile), latency_ms, measure_candidate,
+                        measurements if profile.measurable else 0, prior_accuracy, allowed=allowed,
+                        memory_mb=memory_mb, support=support, seed=seed)
         report = {"latency_budget_ms": latency_ms, "memory_budget_mb": memory_mb,
                   "stored_measurements_used": len(latest), "new_measurements": len(result.candidates),
                   "verified": result.verified, "accuracy_prior": trained.accuracy_task,

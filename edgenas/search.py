@@ -1,13 +1,12 @@
 """Few-shot search: the architecture that fits a latency (and memory) budget with the best accuracy.
 
 The loop spends a measurement budget well: a small reference set spread over the predicted latency range
-calibrates the device, then each round re-conditions the latency predictor on everything measured so far,
-ranks the architectures predicted to fit by predicted accuracy, and measures the best one not yet
-measured (acquisition near the budget, where the decision is made). Accuracy measurements on the user's
-task, where available, go to the same candidates and update the accuracy model. The answer is the best
-architecture measured to fit, else the best predicted to fit with a safety margin.
-
-Scoring is exhaustive over the space's architectures when the space can be enumerated (NB201: 15,625).
+calibrates the device, then each round re-conditions the latency predictor (device head) and the task
+predictor (task head) on everything measured so far, lets the generator propose architectures for those
+heads and the budgets, ranks the proposals predicted to fit by predicted accuracy, and measures the best one
+not yet measured (acquisition near the budget, where the decision is made). Accuracy measurements on the
+user's task go to the same candidates. The answer is the best architecture measured to fit, else the best
+predicted to fit with a safety margin.
 """
 from __future__ import annotations
 
@@ -15,31 +14,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from scipy.stats import norm
 
 from .errors import EdgenasError
-from .predictor import LatencyPredictor
-
-
-class AccuracyModel:
-    """Accuracy on the target task from (architecture, accuracy) pairs: Bayesian ridge regression on the
-    source task's accuracy (prior knowledge, coefficient near 1) and the encoding (small corrections)."""
-
-    def __init__(self, x: np.ndarray, source: np.ndarray | None):
-        src = np.zeros(len(x)) if source is None else (source - source.mean()) / (source.std() + 1e-9)
-        self.features = np.c_[src, np.ones(len(x)), x]
-        self.prior_precision = np.r_[1e-2, 1e-4, np.full(x.shape[1], 4.0)]
-        self.source = src
-
-    def predict(self, picks: list[int], values: list[float]) -> np.ndarray:
-        if not picks:
-            return self.source.copy()  # ranks of the source task
-        f, y = self.features[picks], np.asarray(values, float)
-        scale = y.std() + 1.0
-        prior = np.zeros(f.shape[1])
-        prior[0], prior[1] = scale, y.mean()
-        a = f.T @ f + np.diag(self.prior_precision)
-        w = np.linalg.solve(a, f.T @ y + self.prior_precision * prior)
-        return self.features @ w
+from .generate import condition_vector
+from .metatrain import Trained
 
 
 @dataclass
@@ -58,18 +37,20 @@ class SearchResult:
     candidates: list[Candidate] = field(default_factory=list)  # every architecture measured, in order
 
 
-def search(x: np.ndarray, predictor: LatencyPredictor, descriptors: np.ndarray, budget_ms: float,
-           measure_latency: Callable[[int], float], latency_queries: int,
+def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: float,
+           measure_latency: Callable[[int], float], latency_queries: int, source_accuracy: np.ndarray,
            measure_accuracy: Callable[[int], float] | None = None, accuracy_queries: int = 0,
-           source_accuracy: np.ndarray | None = None, allowed: np.ndarray | None = None,
+           allowed: np.ndarray | None = None, memory_mb: float | None = None,
            support: tuple[list[int], list[float]] = ([], []), reference: int = 3, margin: float = 0.05,
-           explore: float = 0.3, seed: int = 0) -> SearchResult:
+           explore: float = 0.3, proposals: int = 512, seed: int = 0) -> SearchResult:
     """Find the architecture (row of `x`) with the best expected accuracy whose latency fits `budget_ms`.
 
-    `allowed` masks architectures that break other hard constraints (memory); `support` holds latencies
-    already measured on the device (index, ms), e.g. from the store. A candidate is worth measuring while
-    its predicted latency minus `explore` predictive standard deviations fits; an unverified answer must be
-    predicted `margin` under the budget.
+    `x` holds the encodings of the architectures that can be measured; `source_accuracy` their accuracy on the
+    source task (known, or predicted by the accuracy prior). `allowed` masks architectures that break the
+    memory budget `memory_mb`; `support` holds latencies already measured on the device (row, ms), e.g. from
+    the store. Each round the generator proposes `proposals` architectures. A candidate is worth measuring
+    while its predicted latency minus `explore` predictive standard deviations fits; an unverified answer must
+    be predicted `margin` under the budget.
     """
     if latency_queries < 1 and not support[0]:
         raise EdgenasError("the search needs at least one latency measurement or a stored one; raise the "
@@ -78,12 +59,11 @@ def search(x: np.ndarray, predictor: LatencyPredictor, descriptors: np.ndarray, 
     allowed = np.ones(len(x), bool) if allowed is None else allowed
     if not allowed.any():
         raise EdgenasError("no architecture meets the memory budget; raise --memory-mb")
+    rows = {row.tobytes(): i for i, row in enumerate(np.asarray(x, np.float32))}
+    offsets = np.r_[0, np.cumsum(models.generator.decisions)]
     lat_idx, lat_ms = list(support[0]), list(support[1])
-    accuracy = AccuracyModel(x, source_accuracy)
     measured: dict[int, Candidate] = {}
-
-    def predict_latency(with_std: bool = False):
-        return predictor.predict(descriptors, x[lat_idx], np.asarray(lat_ms), x, with_std=with_std)
+    known_acc: dict[int, float] = {}
 
     def record(i: int, predicted: float | None) -> None:
         ms = measure_latency(i)
@@ -91,27 +71,40 @@ def search(x: np.ndarray, predictor: LatencyPredictor, descriptors: np.ndarray, 
         lat_ms.append(ms)
         measured[i] = Candidate(i, predicted, measured_ms=ms)
 
-    # 1. reference set: spread over the predicted latency range, so the device's scale is known
+    def propose(unit: float, latency_head: np.ndarray, task_head: np.ndarray) -> np.ndarray:
+        """Rows of the generator's proposals for the current heads and budgets, plus everything measured."""
+        cond = condition_vector(latency_head, task_head, budget_ms / unit, memory_mb)
+        found = set(measured) | set(known_acc)
+        for choices in models.generator.beam(cond, proposals):
+            encoding = np.zeros(len(x[0]), np.float32)
+            encoding[offsets[:-1] + np.asarray(choices)] = 1.0
+            if encoding.tobytes() in rows:
+                found.add(rows[encoding.tobytes()])
+        return np.array(sorted(i for i in found if allowed[i]), dtype=int)
+
+    # 1. reference set: spread over the predicted latency range of a random sample, so the device's scale
+    #    is known
     if not lat_idx:
-        prior = predict_latency()
-        order = np.argsort(prior)
-        for part in np.array_split(order, min(reference, latency_queries)):
+        pool = rng.choice(np.flatnonzero(allowed), size=min(2000, int(allowed.sum())), replace=False)
+        prior = models.model.predict(descriptors, x[:0], np.zeros(0), x[pool])
+        for part in np.array_split(pool[np.argsort(prior)], min(reference, latency_queries)):
             record(int(rng.choice(part)), None)
     lat_left = latency_queries - len(measured)
     acc_left = accuracy_queries if measure_accuracy else 0
-    known_acc: dict[int, float] = {}
     # 2. acquisition, one latency and one accuracy measurement a round, each on the best-ranked candidate
-    #    that lacks it; every answer re-conditions the models before the next choice
+    #    that lacks it; every answer re-conditions the heads before the next proposals
     while True:
-        lat, std = predict_latency(with_std=True)
-        score = accuracy.predict(list(known_acc), list(known_acc.values()))
-        for i, value in known_acc.items():
-            score[i] = value
+        head, _, unit = models.model.head(descriptors, x[lat_idx], np.asarray(lat_ms))
+        task_head = models.task.head(source_accuracy, x, list(known_acc), list(known_acc.values()))
+        cand = propose(unit, head, task_head)
+        lat, std = models.model.predict(descriptors, x[lat_idx], np.asarray(lat_ms), x[cand], with_std=True)
+        score = models.task.predict(source_accuracy, x, list(known_acc), list(known_acc.values()), rows=cand)
+        score = np.array([known_acc.get(i, s) for i, s in zip(cand, score)])
         # worth measuring: plausibly within budget (`explore` predictive stds); a measurement decides
-        fits = allowed & (lat - explore * std <= budget_ms)
-        for i, c in measured.items():  # a measurement overrides the prediction
-            fits[i] = allowed[i] and c.measured_ms <= budget_ms
-        ranked = [int(i) for i in np.argsort(-np.where(fits, score, -np.inf)) if fits[i]]
+        fits = lat - explore * std <= budget_ms
+        fits = np.array([measured[i].measured_ms <= budget_ms if i in measured else f for i, f in zip(cand, fits)])
+        order = [k for k in np.argsort(-score) if fits[k]]
+        ranked = [int(cand[k]) for k in order]
         if not ranked or (lat_left <= 0 and acc_left <= 0):
             break
         progressed = False
@@ -120,23 +113,30 @@ def search(x: np.ndarray, predictor: LatencyPredictor, descriptors: np.ndarray, 
             known_acc[need_acc[0]] = measure_accuracy(need_acc[0])
             acc_left -= 1
             progressed = True
-        need_lat = [i for i in ranked if i not in measured]
-        if lat_left > 0 and need_lat:
-            i = need_lat[0]
-            record(i, float(lat[i]))
+        # latency: the expected gain in accuracy over the best verified fit, P(fits) x improvement
+        is_measured = np.array([i in measured for i in cand])
+        verified = is_measured & fits
+        incumbent = score[verified].max() if verified.any() else score.min()
+        gain = norm.cdf((budget_ms - lat) / np.maximum(std, 1e-9)) * np.clip(score - incumbent, 0, None)
+        gain[is_measured] = -1.0
+        k = int(np.argmax(gain))
+        if lat_left > 0 and gain[k] > 0:
+            record(int(cand[k]), float(lat[k]))
             lat_left -= 1
             progressed = True
         if not progressed:
             break
     # 3. the answer: the best verified fit (measured accuracy where known), else the best predicted fit
+    by_row = dict(zip(cand.tolist(), score))
     for c in measured.values():
-        c.predicted_accuracy = float(score[c.index])
+        c.predicted_accuracy = float(by_row.get(c.index, np.nan))
         c.measured_accuracy = known_acc.get(c.index)
     verified = [c for c in measured.values() if c.measured_ms <= budget_ms and allowed[c.index]]
     if verified:
-        best = max(verified, key=lambda c: score[c.index])
+        best = max(verified, key=lambda c: by_row.get(c.index, -np.inf))
         return SearchResult(best.index, True, list(measured.values()))
-    safe = [i for i in ranked if i not in measured and lat[i] <= budget_ms * (1 - margin)]
+    predicted = dict(zip(cand.tolist(), lat))
+    safe = [i for i in ranked if i not in measured and predicted[i] <= budget_ms * (1 - margin)]
     if not safe:
         raise EdgenasError(f"no architecture is predicted to fit {budget_ms:g} ms on this device; raise the "
                            f"latency budget")

@@ -131,3 +131,13 @@ def synthetic_benchmark(tmp_path_factory):
     (folder / "accuracy.csv").write_text("index,cifar10,cifar100\n" + "".join(
         f"{i},{acc[i]:.3f},{acc[i] - 20:.3f}\n" for i in range(len(archs))))
     return folder
+
+
+@pytest.fixture(scope="session")
+def synthetic_trained(synthetic_benchmark):
+    """The synthetic benchmark and models meta-trained briefly on its devices dev0..dev4 (dev5 is unseen)."""
+    from edgenas.benchmark import load_benchmark
+    from edgenas.metatrain import meta_train
+
+    bench = load_benchmark(synthetic_benchmark)
+    return bench, meta_train(bench, [f"dev{j}" for j in range(5)], steps=300)

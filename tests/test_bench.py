@@ -17,7 +17,8 @@ def test_bench_latency_holds_devices_out_of_meta_training(synthetic_benchmark):
     bench = load_benchmark(synthetic_benchmark)
     said = []
     result = bench_latency(bench, ["dev5"], support=10, seeds=2,
-                           meta_train_devices=[f"dev{j}" for j in range(6)], log=said.append)
+                           meta_train_devices=[f"dev{j}" for j in range(6)], meta_train_steps=300,
+                           log=said.append)
     entry = result["devices"]["dev5"]
     assert "dev5" not in entry["meta_train_devices"] and len(entry["meta_train_devices"]) == 5
     assert any("meta-training on 5 devices without dev5" in m for m in said)

@@ -9,9 +9,8 @@ from edgenas.metatrain import SHIPPED, Trained, device_descriptors, meta_train
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic_benchmark):
-    bench = load_benchmark(synthetic_benchmark)
-    return bench, meta_train(bench, [f"dev{j}" for j in range(5)], steps=300)
+def trained(synthetic_trained):
+    return synthetic_trained
 
 
 def test_an_unseen_device_is_predicted_from_ten_measurements(trained):

@@ -43,7 +43,16 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def encode(self, arch: str) -> np.ndarray:
-        """A fixed-length float32 vector for learning."""
+        """A fixed-length float32 vector for learning: the one-hots of the decisions, concatenated in order."""
+
+    @property
+    @abstractmethod
+    def decisions(self) -> tuple[int, ...]:
+        """How many choices each decision of an architecture has, in the order a generator makes them."""
+
+    @abstractmethod
+    def from_choices(self, choices: tuple[int, ...]) -> str:
+        """The canonical architecture made of one choice per decision."""
 
     @abstractmethod
     def enumerate(self) -> Iterator[str]:

@@ -124,6 +124,13 @@ class NB201(SearchSpace):
             onehot[e, OPS.index(op)] = 1.0
         return onehot.reshape(-1)
 
+    @property
+    def decisions(self) -> tuple[int, ...]:
+        return (len(OPS),) * len(EDGES)
+
+    def from_choices(self, choices: tuple[int, ...]) -> str:
+        return self.to_str(tuple(OPS[c] for c in choices))
+
     def index(self, arch: str) -> int:
         """Position of `arch` in `enumerate()`: the edges' operation indices read as a base-5 number."""
         return sum(OPS.index(op) * len(OPS) ** e for e, op in enumerate(self.parse(arch)))
