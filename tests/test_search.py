@@ -56,6 +56,8 @@ def test_task_predictor_starts_from_the_source_task_and_learns_from_a_few_pairs(
     task = train_task_predictor(x, source, steps=300, rng=rng, log=lambda _: None)
     assert np.corrcoef(task.predict(source, x, [], []), source)[0, 1] > 0.99, "no pairs: the source task's ranks"
     target = 0.8 * source + 4 * x[:, 9]  # the target task also rewards another operation
+    one = task.predict(source, x, [0], [float(target[0])])  # a single pair sets the task's level
+    assert np.isfinite(one).all() and abs(one[0] - target[0]) < 1.0
     for seed in range(3):
         picks = list(np.random.default_rng(seed).choice(600, 12, replace=False))
         learned = task.predict(source, x, picks, list(target[picks]))
