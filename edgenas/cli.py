@@ -25,7 +25,7 @@ class Cli(click.Group):
         except EdgenasError as e:
             raise UserError(str(e)) from None
         except KeyboardInterrupt:
-            click.echo("interrupted; measurements already stored are kept", err=True)
+            click.echo("interrupted; measurements and tuning records already stored are kept", err=True)
             sys.exit(130)
 
 
@@ -61,16 +61,20 @@ def cli(profile_dirs, target_dirs):
 @click.option("--output", "-o", type=click.Path(), default=None, help="Artifact directory [default: out/PROFILE].")
 @click.option("--space", default="nb201", show_default=True)
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="Measurement store (SQLite).")
+@click.option("--tuning-db", type=click.Path(file_okay=False), default=None,
+              help="Tuning database directory [default: the target's, when `edgenas tune` made one].")
 @click.option("--no-measure", is_flag=True, help="Compile only; do not time the library (needs --arch).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, space, db, no_measure, as_json):
+def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, space, db, tuning_db, no_measure,
+                as_json):
     """Compile ARCH, or the best architecture generated for the budgets, into a measured artifact."""
     from .pipeline import compile_artifact, compile_for_budget
     from .profile import PROFILES
 
     out = output or Path("out") / profile
     if arch:
-        art = compile_artifact(profile, arch, out, space=space, db=db, measure_latency=not no_measure)
+        art = compile_artifact(profile, arch, out, space=space, db=db, measure_latency=not no_measure,
+                               tuning_db=tuning_db)
     else:
         budget = latency_ms or PROFILES.get(profile).budgets.get("latency_ms")
         if not budget:
@@ -78,7 +82,8 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
         if no_measure:
             raise UserError("--no-measure needs --arch: a generated architecture is verified by measuring it")
         art = compile_for_budget(profile, budget, out, space=space, db=db, memory_mb=memory_mb,
-                                 measurements=measurements, log=lambda m: click.echo(m, err=True))
+                                 measurements=measurements, log=lambda m: click.echo(m, err=True),
+                                 tuning_db=tuning_db)
     if as_json:
         click.echo(json.dumps(art.report, indent=2))
         return
@@ -88,8 +93,14 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
     c = r["costs"]
     click.echo(f"costs      {c['mflops']:.1f} MFLOPs, {c['params'] / 1e6:.3f} M params, "
                f"{c['peak_activation_mb']:.3f} MB peak activations")
-    click.echo(f"compiled   {r['compile']['kernels']} kernels in {r['compile']['seconds']:.1f} s "
-               f"(untuned: no tuning database for this target)")
+    comp = r["compile"]
+    if comp["tuning_db"] is None:
+        how = f"untuned: no tuning database for this target; run edgenas tune --target {r['profile']}"
+    elif comp["fallback"]:
+        how = f"{len(comp['tuned'])} tuned, {len(comp['fallback'])} untuned: {', '.join(comp['fallback'])}"
+    else:
+        how = "all tuned"
+    click.echo(f"compiled   {comp['kernels']} kernels in {comp['seconds']:.1f} s ({how})")
     if not r["measured"]:
         click.echo(f"latency    not measured: {r['not_measured_because']}")
     for runtime, s in r["latency_ms"].items():
@@ -103,6 +114,34 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
         predicted = "reference" if c["predicted_ms"] is None else f"{c['predicted_ms']:9.3f}"
         click.echo(f"candidate  predicted {predicted:>9} ms  measured {c['measured_ms']:9.3f} ms  "
                    f"{'fits  ' if c['fits'] else 'misses'}  {c['arch']}")
+
+
+@cli.command("tune")
+@click.option("--target", "-t", "profile", default="host", show_default=True, help="Device profile name.")
+@click.option("--space", default="nb201", show_default=True)
+@click.option("--trials", default=128, show_default=True, type=click.IntRange(min=1),
+              help="Candidates measured per task (a quarter for tasks under 1 MFLOP).")
+@click.option("--db", type=click.Path(file_okay=False), default=None,
+              help="Tuning database directory [default: the target's, in the edgenas cache].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def tune_cmd(profile, space, trials, db, as_json):
+    """Tune every operator workload of the search space for the profile's target (MetaSchedule), once;
+    any architecture then compiles with tuned schedules. A rerun resumes: tasks with their records are skipped."""
+    from .tune import tune
+
+    report = tune(profile, space, trials=trials, db=db, log=lambda m: click.echo(m, err=True))
+    skipped = sum(t.skipped for t in report.tasks)
+    if as_json:
+        click.echo(json.dumps({"database": str(report.database), "target": report.target, "archs": report.archs,
+                               "seconds": round(report.seconds, 1), "trials_run": report.trials_run,
+                               "tasks": [t.__dict__ for t in report.tasks]}, indent=2))
+        return
+    total = sum(t.best_us * t.weight for t in report.tasks if t.best_us is not None)
+    click.echo(f"tuned      {len(report.tasks) - skipped} tasks ({report.trials_run} trials) in "
+               f"{report.seconds:.0f} s; {skipped} already tuned")
+    click.echo(f"kernels    sum of best kernel times over the {len(report.archs)} covering architectures: "
+               f"{total / 1e3:.3f} ms")
+    click.echo(f"database   {report.database}")
 
 
 @cli.command("measure")

@@ -135,10 +135,7 @@ def tvm_session(path: Path, x: np.ndarray, threads: int, remote: Remote | None) 
         dev = rpc.cuda() if remote.device == "cuda" else rpc.cpu()
         rpc.get_function("runtime.config_threadpool")(1, threads)  # 1: big cores first (big.LITTLE phones)
     else:
-        # Mode -3: every pool thread may run on any allowed core. The default mode pins the calling thread to
-        # one core, which then also confines every runtime measured after it in this process.
-        allowed = [str(c) for c in sorted(os.sched_getaffinity(0))]
-        tvm.get_global_func("runtime.config_threadpool")(-3, threads, allowed)
+        configure_tvm_threads(threads)
         try:
             lib = tvm.runtime.load_module(str(path))
         except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable files)
@@ -156,6 +153,16 @@ def tvm_session(path: Path, x: np.ndarray, threads: int, remote: Remote | None) 
         return float(evaluators[n](arg).mean)
 
     return Session(run, output, tvm.__version__)
+
+
+def configure_tvm_threads(threads: int) -> None:
+    """Give TVM's thread pool in this process `threads` threads. Mode -3: every pool thread may run on any
+    allowed core. The default mode pins the calling thread to one core, which then also confines every
+    runtime measured after it in this process."""
+    import tvm
+
+    allowed = [str(c) for c in sorted(os.sched_getaffinity(0))]
+    tvm.get_global_func("runtime.config_threadpool")(-3, threads, allowed)
 
 
 def connect(remote: Remote):

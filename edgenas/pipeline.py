@@ -48,13 +48,15 @@ class Artifact:
     report: dict[str, Any]
 
 
-def build(profile: Profile, arch: str, out_dir: Path, space: str = "nb201", seed: int = 0) -> Built:
-    """Build `arch` for `profile`, export it to out_dir/model.onnx and compile it to out_dir/model.so."""
+def build(profile: Profile, arch: str, out_dir: Path, space: str = "nb201", seed: int = 0,
+          tuning_db: str | Path | None = None) -> Built:
+    """Build `arch` for `profile`, export it to out_dir/model.onnx and compile it to out_dir/model.so with the
+    schedules of `tuning_db` (default: the target's tuning database, when there is one)."""
     target = profile.resolved_target()
     sp = get_space(space, batch=profile.batch)
     arch = sp.canonical(arch)
     exported = export_onnx(sp.build(arch, seed=seed), sp.input_shape, out_dir / "model.onnx", tolerance=TOLERANCE)
-    library = compile_onnx(exported.path, target, out_dir / LIBRARY)
+    library = compile_onnx(exported.path, target, out_dir / LIBRARY, tuning_db=tuning_db)
     return Built(profile, target, sp, arch, exported, library)
 
 
@@ -92,13 +94,14 @@ def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = N
 
 
 def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, space: str = "nb201",
-                     db: str | Path | None = None, measure_latency: bool = True, seed: int = 0) -> Artifact:
+                     db: str | Path | None = None, measure_latency: bool = True, seed: int = 0,
+                     tuning_db: str | Path | None = None) -> Artifact:
     """`edgenas compile --arch`: write model.onnx, model.so, manifest.json and report.json for `arch`."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     if measure_latency and profile.measurable:
         measurement_place(profile, profile.resolved_target())
     out_dir = prepare_output(out_dir)
-    b = build(profile, arch, out_dir, space=space, seed=seed)
+    b = build(profile, arch, out_dir, space=space, seed=seed, tuning_db=tuning_db)
     latency: dict[str, Any] = {}
     if measure_latency and profile.measurable:
         with Store(db) as store:
@@ -109,7 +112,8 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
 
 def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str | Path, space: str = "nb201",
                        db: str | Path | None = None, memory_mb: float | None = None, measurements: int = 6,
-                       seed: int = 0, log: Callable[[str], None] = lambda _: None) -> Artifact:
+                       seed: int = 0, log: Callable[[str], None] = lambda _: None,
+                       tuning_db: str | Path | None = None) -> Artifact:
     """`edgenas compile --latency-ms`: generate the architecture with the best expected accuracy that fits the
     budgets, conditioned on the store's measurements of this profile; measure each candidate on the device,
     record it, and re-condition after a miss, within `measurements` new measurements."""
@@ -142,7 +146,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
         def measure_candidate(i: int) -> float:
             work = Path(tmp) / str(i)
             work.mkdir()
-            b = build(profile, archs[i], work, space=space, seed=seed)
+            b = build(profile, archs[i], work, space=space, seed=seed, tuning_db=tuning_db)
             built[i] = (b, time_built(b, store))
             ms = built[i][1]["tvm"]["p50_ms"]
             log(f"measured {archs[i]}: {ms:.3f} ms ({'fits' if ms <= latency_ms else 'misses'} {latency_ms:g} ms)")
@@ -160,7 +164,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
                                   "predicted_accuracy": c.predicted_accuracy} for c in result.candidates]}
         budgets = {**profile.budgets, "latency_ms": latency_ms, **({"memory_mb": memory_mb} if memory_mb else {})}
         if not profile.measurable:  # predicted to fit with the search's safety margin, not verified
-            b = build(profile, archs[result.pick], out_dir, space=space, seed=seed)
+            b = build(profile, archs[result.pick], out_dir, space=space, seed=seed, tuning_db=tuning_db)
             predicted = trained.model.predict(descriptor_vector(profile), x[support[0]], np.asarray(support[1]),
                                               x[[result.pick]])
             report["predicted_ms"] = round(float(predicted[0]), 4)
@@ -204,8 +208,9 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
         "budgets": budgets,
         "fits_memory_budget": costs.memory_mb <= budgets["memory_mb"] if "memory_mb" in budgets else None,
         "export": {"opset": 18, "max_abs_error_onnxruntime_vs_pytorch": b.onnx.max_abs_error},
-        "compile": {"seconds": round(b.library.seconds, 3), "kernels": len(b.library.kernels), "tuned": [],
-                    "fallback": list(b.library.kernels)},
+        "compile": {"seconds": round(b.library.seconds, 3), "kernels": len(b.library.kernels),
+                    "tuned": list(b.library.tuned), "fallback": list(b.library.fallback),
+                    "tuning_db": str(b.library.tuning_db) if b.library.tuning_db else None},
         "measured": bool(latency),
         "latency_ms": latency,
         **extra,
@@ -222,14 +227,14 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
 
 
 def measure_archs(profile: str | Profile, archs: list[str], space: str = "nb201", db: str | Path | None = None,
-                  runtimes: Iterable[str] | None = None) -> list[dict[str, Any]]:
+                  runtimes: Iterable[str] | None = None, tuning_db: str | Path | None = None) -> list[dict[str, Any]]:
     """`edgenas measure`: build, compile, time and record each architecture; return one row per arch."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     measurement_place(profile, profile.resolved_target())
     rows = []
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
         for arch in archs:
-            b = build(profile, arch, Path(tmp), space=space)
+            b = build(profile, arch, Path(tmp), space=space, tuning_db=tuning_db)
             rows.append({"arch": b.arch, **time_built(b, store, runtimes)})
     return rows
 

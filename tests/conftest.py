@@ -30,6 +30,20 @@ def randomize_batch_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Mod
     return model
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_tuning_dir(tmp_path_factory):
+    """Compiling uses the target's tuning database when one exists; tests never read the user's."""
+    import os
+
+    before = os.environ.get("EDGENAS_TUNING_DIR")
+    os.environ["EDGENAS_TUNING_DIR"] = str(tmp_path_factory.mktemp("tuning-cache"))
+    yield
+    if before is None:
+        os.environ.pop("EDGENAS_TUNING_DIR", None)
+    else:
+        os.environ["EDGENAS_TUNING_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def nb201():
     return get_space("nb201")

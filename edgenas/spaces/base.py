@@ -70,3 +70,11 @@ class SearchSpace(ABC):
     @abstractmethod
     def input_shape(self) -> tuple[int, ...]:
         """The network's input shape, batch first."""
+
+    def tuning_archs(self) -> list[str]:
+        """Architectures whose operator workloads together cover every architecture of the space: what
+        `edgenas tune` tunes, so that any architecture then compiles from the tuning database."""
+        from ..errors import EdgenasError
+
+        raise EdgenasError(f"search space '{self.name}' names no covering architectures for tuning; "
+                           f"pass architectures to tune explicitly")

@@ -153,6 +153,24 @@ class NB201(SearchSpace):
         c = self.config
         return (c.batch, c.in_channels, c.input_size, c.input_size)
 
+    def tuning_archs(self) -> list[str]:
+        """Cells that together contain every kernel a cell can compile to. Per stage, a cell only has 3x3
+        and 1x1 convolutions, 3x3 average pooling, ReLU and additions; a convolution's records serve it with
+        any fused epilogue (the database matches by anchor block), so what must be covered are the
+        convolutions and pools and the elementwise kernels left between them: node sums of 2 or 3 terms
+        without a convolution, sums with a folded constant, and the reduction blocks, stem and head that
+        every network shares."""
+        conv3, conv1, pool, skip, none = "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3", "skip_connect", "none"
+        cells = [
+            (conv3, conv3, conv3, conv3, conv3, conv3),  # 3x3 convolutions with 0, 1 and 2 fused additions
+            (conv1, conv1, conv1, conv1, conv1, conv1),  # the same for 1x1
+            (pool, pool, pool, pool, pool, pool),  # pools; sums of 2 and 3 pools
+            (skip, skip, pool, skip, pool, skip),  # sums of skips and pools without a convolution
+            (conv3, conv3, pool, skip, conv1, skip),  # mixed, as in NB201's best cells
+            (none, conv1, conv3, skip, conv3, none),  # a node with a constant (batch-norm shift) folded in
+        ]
+        return [self.to_str(ops) for ops in cells]
+
     # --- network --------------------------------------------------------------------------------------
     def build(self, arch: str, seed: int = 0):
         import torch
