@@ -42,13 +42,14 @@ def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: f
            measure_accuracy: Callable[[int], float] | None = None, accuracy_queries: int = 0,
            allowed: np.ndarray | None = None, memory_mb: float | None = None,
            support: tuple[list[int], list[float]] = ([], []), reference: int = 3, margin: float = 0.05,
-           explore: float = 0.3, proposals: int = 512, seed: int = 0) -> SearchResult:
+           explore: float = 0.3, proposals: int = 512, min_fits: int = 32, seed: int = 0) -> SearchResult:
     """Find the architecture (row of `x`) with the best expected accuracy whose latency fits `budget_ms`.
 
     `x` holds the encodings of the architectures that can be measured; `source_accuracy` their accuracy on the
     source task (known, or predicted by the accuracy prior). `allowed` masks architectures that break the
     memory budget `memory_mb`; `support` holds latencies already measured on the device (row, ms), e.g. from
-    the store. Each round the generator proposes `proposals` architectures. A candidate is worth measuring
+    the store. Each round the generator proposes `proposals` architectures (more, under tighter budgets, until
+    `min_fits` of them are plausible fits). A candidate is worth measuring
     while its predicted latency minus `explore` predictive standard deviations fits; an unverified answer must
     be predicted `margin` under the budget.
     """
@@ -71,16 +72,24 @@ def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: f
         lat_ms.append(ms)
         measured[i] = Candidate(i, predicted, measured_ms=ms)
 
-    def propose(unit: float, latency_head: np.ndarray, task_head: np.ndarray) -> np.ndarray:
-        """Rows of the generator's proposals for the current heads and budgets, plus everything measured."""
-        cond = condition_vector(latency_head, task_head, budget_ms / unit, memory_mb)
+    def propose(latency_head: np.ndarray, unit: float, task_head: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The generator's proposals for the current heads and budgets, plus everything measured, with their
+        predicted latencies. When few proposals are predicted to fit (heads unlike any seen in meta-training,
+        e.g. after stale or surprising measurements), the generator is asked again under a budget halved each
+        time, so the candidates always reach down to what the predictor says fits."""
         found = set(measured) | set(known_acc)
-        for choices in models.generator.beam(cond, proposals):
-            encoding = np.zeros(len(x[0]), np.float32)
-            encoding[offsets[:-1] + np.asarray(choices)] = 1.0
-            if encoding.tobytes() in rows:
-                found.add(rows[encoding.tobytes()])
-        return np.array(sorted(i for i in found if allowed[i]), dtype=int)
+        for halvings in range(8):
+            cond = condition_vector(latency_head, task_head, budget_ms / unit / 2 ** halvings, memory_mb)
+            for choices in models.generator.beam(cond, proposals):
+                encoding = np.zeros(len(x[0]), np.float32)
+                encoding[offsets[:-1] + np.asarray(choices)] = 1.0
+                if encoding.tobytes() in rows:
+                    found.add(rows[encoding.tobytes()])
+            cand = np.array(sorted(i for i in found if allowed[i]), dtype=int)
+            lat, std = models.model.predict(descriptors, x[lat_idx], np.asarray(lat_ms), x[cand], with_std=True)
+            if (lat - explore * std <= budget_ms).sum() >= min_fits:
+                break
+        return cand, lat, std
 
     # 1. reference set: spread over the predicted latency range of a random sample, so the device's scale
     #    is known
@@ -96,8 +105,7 @@ def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: f
     while True:
         head, _, unit = models.model.head(descriptors, x[lat_idx], np.asarray(lat_ms))
         task_head = models.task.head(source_accuracy, x, list(known_acc), list(known_acc.values()))
-        cand = propose(unit, head, task_head)
-        lat, std = models.model.predict(descriptors, x[lat_idx], np.asarray(lat_ms), x[cand], with_std=True)
+        cand, lat, std = propose(head, unit, task_head)
         score = models.task.predict(source_accuracy, x, list(known_acc), list(known_acc.values()), rows=cand)
         score = np.array([known_acc.get(i, s) for i, s in zip(cand, score)])
         # worth measuring: plausibly within budget (`explore` predictive stds); a measurement decides
