@@ -94,12 +94,17 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
     click.echo(f"costs      {c['mflops']:.1f} MFLOPs, {c['params'] / 1e6:.3f} M params, "
                f"{c['peak_activation_mb']:.3f} MB peak activations")
     comp = r["compile"]
+    from .tune import SHIPPED
+
     if comp["tuning_db"] is None:
         how = f"untuned: no tuning database for this target; run edgenas tune --target {r['profile']}"
     elif comp["fallback"]:
         how = f"{len(comp['tuned'])} tuned, {len(comp['fallback'])} untuned: {', '.join(comp['fallback'])}"
     else:
         how = "all tuned"
+    if comp["tuning_db"] and Path(comp["tuning_db"]).parent == SHIPPED:
+        how += f"; from the database shipped for {Path(comp['tuning_db']).name}, edgenas tune --target " \
+               f"{r['profile']} tunes for this CPU"
     click.echo(f"compiled   {comp['kernels']} kernels in {comp['seconds']:.1f} s ({how})")
     if not r["measured"]:
         click.echo(f"latency    not measured: {r['not_measured_because']}")

@@ -51,7 +51,7 @@ class Artifact:
 def build(profile: Profile, arch: str, out_dir: Path, space: str = "nb201", seed: int = 0,
           tuning_db: str | Path | None = None) -> Built:
     """Build `arch` for `profile`, export it to out_dir/model.onnx and compile it to out_dir/model.so with the
-    schedules of `tuning_db` (default: the target's tuning database, when there is one)."""
+    schedules of `tuning_db` (default: `tune.default_database`)."""
     target = profile.resolved_target()
     sp = get_space(space, batch=profile.batch)
     arch = sp.canonical(arch)

@@ -36,6 +36,8 @@ from .target import ResolvedTarget
 MODULE_EQUALITY = "anchor-block"  # a convolution's records serve it with any fused epilogue
 LIGHT_FLOPS = 1e6  # tasks below this (pooling, elementwise, the head) get a quarter of the trials
 TRIALS_PER_ROUND = 32  # candidates measured between cost-model updates
+WORKLOADS, RECORDS = "database_workload.json", "database_tuning_record.json"  # MetaSchedule's JSONDatabase
+FAILED_RUN_S = 1e9  # MetaSchedule records a candidate that failed to build or run as taking 1e10 s
 PROGRESS = "edgenas_progress.json"  # per task: records wanted, and whether its search space ran out
 
 
@@ -75,6 +77,76 @@ def database_path(target: ResolvedTarget) -> Path:
     digest = hashlib.sha256(json.dumps({"tvm": target.tvm, "host": target.host}, sort_keys=True,
                                        default=str).encode()).hexdigest()[:12]
     return root / f"{target.name}-{digest}"
+
+
+SHIPPED = Path(__file__).parent / "tuning"  # databases that ship with edgenas, one per target name
+
+
+def default_database(target: ResolvedTarget) -> Path | None:
+    """The database `compile` uses when none is given: the target's own (made by `edgenas tune` on this
+    machine), else the one shipped for the target's kind of CPU (its records were measured on another CPU of
+    that instruction set: fast here, though tuning here is faster still), else none.
+    EDGENAS_NO_SHIPPED_TUNING=1 leaves the shipped ones out."""
+    own = database_path(target)
+    if own.is_dir():
+        return own
+    shipped = SHIPPED / target.name
+    if target.device == "cpu" and shipped.is_dir() and not os.environ.get("EDGENAS_NO_SHIPPED_TUNING"):
+        return shipped
+    return None
+
+
+def export_database(source: Path, destination: Path, top_k: int = 8) -> int:
+    """Copy each workload's `top_k` fastest records from the database at `source` into a new one at
+    `destination` (what ships with the package); return the number of records copied."""
+    if destination.exists():
+        raise EdgenasError(f"{destination} exists; remove it first")
+    workloads, records = _fastest_records(source, top_k)
+    destination.mkdir(parents=True)
+    (destination / WORKLOADS).write_text(workloads)
+    (destination / RECORDS).write_text("".join(line + "\n" for line in records))
+    return len(records)
+
+
+def open_fastest(path: Path, top_k: int = 4):
+    """The database at `path` as compile reads it: an in-memory copy holding each workload's `top_k` fastest
+    records. Loading a record replays its trace, so the whole database of a long tuning run (a thousand
+    records) would add seconds to every compile; the kernels of a new architecture replay their workload's
+    fastest or second fastest record."""
+    from tvm.s_tir import meta_schedule as ms
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export_database(path, Path(tmp) / "db", top_k)
+        on_disk = open_database(Path(tmp) / "db")
+        memory = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
+        for record in on_disk.get_all_tuning_records():
+            memory.commit_tuning_record(ms.database.TuningRecord(
+                record.trace, memory.commit_workload(record.workload.mod), record.run_secs, record.target,
+                record.args_info))
+    return memory
+
+
+def _fastest_records(path: Path, top_k: int) -> tuple[str, list[str]]:
+    """The workload file of the database at `path` and the lines of its `top_k` fastest valid records per
+    workload, read as JSON lines (MetaSchedule's JSONDatabase format: `[workload index, [trace, run
+    seconds, target, argument info]]`) without loading the traces."""
+    try:
+        workloads = (path / WORKLOADS).read_text()
+        lines = (path / RECORDS).read_text().splitlines()
+    except OSError as e:
+        raise EdgenasError(f"cannot read the tuning database {path} ({e.strerror}); run edgenas tune") from None
+    timed: dict[int, list[tuple[float, int, str]]] = {}
+    for n, line in enumerate(lines):
+        try:
+            workload, (_, run_secs, _, _) = json.loads(line)
+            mean = sum(float(s) for s in run_secs) / len(run_secs)
+        except (ValueError, TypeError, ZeroDivisionError):
+            raise EdgenasError(f"tuning database {path}: line {n + 1} of {RECORDS} is not a tuning record; remove "
+                               f"the database and tune again") from None
+        if mean < FAILED_RUN_S:
+            timed.setdefault(workload, []).append((mean, n, line))
+    kept = sorted((n, line) for rs in timed.values() for _, n, line in sorted(rs)[:top_k])
+    return workloads, [line for _, line in kept]
 
 
 def open_database(path: Path):
@@ -169,7 +241,7 @@ def tune(profile, space="nb201", trials: int = 64, db: str | Path | None = None,
         mod = task.dispatched[0]
         if done:
             results.append(TaskResult(task.task_name, flops, weight, wanted, have, 0, _best_us(database, mod), True))
-            log(f"[{n}/{len(plan)}] {task.task_name}: skipped ({have} records)")
+            log(f"{_bar(n, len(plan))} {task.task_name}: skipped ({have} records)")
             continue
         t0 = time.perf_counter()
         budget = wanted - have
@@ -195,11 +267,16 @@ def tune(profile, space="nb201", trials: int = 64, db: str | Path | None = None,
         tuned_seconds += time.perf_counter() - t0
         best = _best_us(database, mod)
         left = tuned_seconds / max(ran, 1) * to_run
-        log(f"[{n}/{len(plan)}] {task.task_name}: {run} trials, best {best:.1f} us "
+        log(f"{_bar(n, len(plan))} {task.task_name}: {run} trials, best {best:.1f} us "
             f"({flops / 1e6:.2f} MFLOP x{weight}); {time.perf_counter() - start:.0f} s so far, ~{left:.0f} s left"
-            if best is not None else f"[{n}/{len(plan)}] {task.task_name}: {run} trials, no valid candidate")
+            if best is not None else f"{_bar(n, len(plan))} {task.task_name}: {run} trials, no valid candidate")
         results.append(TaskResult(task.task_name, flops, weight, wanted, have, run, best, False))
     return TuneReport(path, target.name, tuple(archs), time.perf_counter() - start, results)
+
+
+def _bar(done: int, total: int, width: int = 20) -> str:
+    filled = round(width * done / total)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
 
 
 def _trained_like(model):

@@ -32,16 +32,19 @@ def randomize_batch_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Mod
 
 @pytest.fixture(scope="session", autouse=True)
 def own_tuning_dir(tmp_path_factory):
-    """Compiling uses the target's tuning database when one exists; tests never read the user's."""
+    """Compiling uses the target's tuning database when one exists; tests never read the user's, and use the
+    one shipped with edgenas only where they say so."""
     import os
 
-    before = os.environ.get("EDGENAS_TUNING_DIR")
-    os.environ["EDGENAS_TUNING_DIR"] = str(tmp_path_factory.mktemp("tuning-cache"))
+    own = {"EDGENAS_TUNING_DIR": str(tmp_path_factory.mktemp("tuning-cache")), "EDGENAS_NO_SHIPPED_TUNING": "1"}
+    before = {k: os.environ.get(k) for k in own}
+    os.environ.update(own)
     yield
-    if before is None:
-        os.environ.pop("EDGENAS_TUNING_DIR", None)
-    else:
-        os.environ["EDGENAS_TUNING_DIR"] = before
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 compile report says which kernels were tuned. Real MetaSchedule tuning of the small NB201 network
 (8 channels, 1 cell per stage), 2 trials per task, measured on this machine."""
 import json
+import platform
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from edgenas.errors import EdgenasError
 from edgenas.export import export_onnx
 from edgenas.pipeline import compile_artifact
 from edgenas.profile import PROFILES
-from edgenas.tune import database_path, open_database, tune
+from edgenas.tune import SHIPPED, database_path, export_database, open_database, open_fastest, tune
 
 from .conftest import ARCH, randomize_batch_norms
 
@@ -38,6 +39,7 @@ def record_count(db) -> int:
 
 
 def compiled(small, arch, db, tmp_path):
+    tmp_path.mkdir(exist_ok=True)
     exported = export_onnx(randomize_batch_norms(small.build(arch)), small.input_shape, tmp_path / "m.onnx")
     return exported, compile_onnx(exported.path, PROFILES.get("host").resolved_target(), tmp_path / "m.so",
                                   tuning_db=db)
@@ -69,7 +71,7 @@ def test_interrupted_tuning_resumes_and_skips_tuned_tasks(small, tmp_path):
 
     def stop_after_three(message):
         if message.startswith("["):
-            done.append(message.split("] ")[1].split(":")[0])
+            done.append(message.split(":")[0].split()[-1])  # "[####....] 3/19 fused_conv2d_add: ..."
             if len(done) == 3:
                 raise KeyboardInterrupt
 
@@ -124,3 +126,41 @@ def test_cli_tune_and_compile_errors_are_one_line(tmp_path, tuned_db):
                                       "--tuning-db", str(missing)])
     assert result.exit_code == 2 and "does not exist" in result.output and result.output.count("\n") == 1
 
+
+
+def test_exported_database_keeps_each_workloads_fastest_records(small, tuned_db, tmp_path):
+    source = open_database(tuned_db)
+    copied = export_database(tuned_db, tmp_path / "shipped", top_k=1)
+    exported = open_database(tmp_path / "shipped")
+    records = exported.get_all_tuning_records()
+    assert copied == len(records) > 0
+    assert len({str(r.workload.mod) for r in records}) == len(records)  # one per workload
+    for record in records:
+        fastest = source.get_top_k(source.commit_workload(record.workload.mod), 1)[0]
+        assert [float(s) for s in record.run_secs] == [float(s) for s in fastest.run_secs]
+    # What compile loads is the same selection, in memory.
+    fastest = open_fastest(tuned_db, top_k=1).get_all_tuning_records()
+    assert sorted(float(r.run_secs[0]) for r in fastest) == sorted(float(r.run_secs[0]) for r in records)
+    # It serves a compile as the full database does.
+    _, full = compiled(small, ARCH_B, tuned_db, tmp_path / "a")
+    _, small_db = compiled(small, ARCH_B, tmp_path / "shipped", tmp_path / "b")
+    assert small_db.tuned == full.tuned
+    with pytest.raises(EdgenasError, match="exists"):
+        export_database(tuned_db, tmp_path / "shipped")
+
+
+@pytest.mark.skipif(not (SHIPPED / "x86_64").is_dir() or platform.machine() != "x86_64",
+                    reason="the shipped database is for x86-64 CPUs")
+def test_shipped_database_tunes_every_kernel_of_a_new_architecture(monkeypatch, tmp_path):
+    """A new user (no database of their own) compiles an architecture outside the covering set with the
+    database that ships with edgenas: every kernel tuned, none falls back."""
+    from edgenas.spaces import get_space
+
+    monkeypatch.delenv("EDGENAS_NO_SHIPPED_TUNING")
+    monkeypatch.setenv("EDGENAS_TUNING_DIR", str(tmp_path / "empty"))
+    space = get_space("nb201")
+    assert ARCH_1X1 not in space.tuning_archs()
+    exported = export_onnx(randomize_batch_norms(space.build(ARCH_1X1)), space.input_shape, tmp_path / "m.onnx")
+    lib = compile_onnx(exported.path, PROFILES.get("host").resolved_target(), tmp_path / "m.so")
+    assert lib.tuning_db == SHIPPED / "x86_64"
+    assert lib.tuned and not lib.fallback, lib.fallback

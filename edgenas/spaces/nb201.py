@@ -168,6 +168,9 @@ class NB201(SearchSpace):
             (skip, skip, pool, skip, pool, skip),  # sums of skips and pools without a convolution
             (conv3, conv3, pool, skip, conv1, skip),  # mixed, as in NB201's best cells
             (none, conv1, conv3, skip, conv3, none),  # a node with a constant (batch-norm shift) folded in
+            (skip, skip, skip, conv3, conv1, conv1),  # a node doubled (x + x) that only convolutions read
+            (conv1, skip, skip, skip, conv3, conv1),  # a sum of two shared tensors that only a convolution reads: add + ReLU
+            (pool, skip, skip, conv1, conv3, pool),  # a sum of skips that a pool reads raw: a lone add
         ]
         return [self.to_str(ops) for ops in cells]
 
