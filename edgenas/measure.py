@@ -105,22 +105,41 @@ def measure(runtime: str, model_path: str | Path, x: np.ndarray, threads: int | 
     return Measurement(runtime, session.version, threads, time_session(session.run, timing), session.output)
 
 
+# Idle time between two sessions' repeats, longer than any thread pool's spin-wait: measured here with TVM and
+# onnxruntime interleaved, 50 ms still left onnxruntime's repeats 16% apart (IQR/median), 200 ms 1%.
+HANDOVER_S = 0.2
+
+
 def time_session(run: Callable[[int], float], timing: Timing) -> Stats:
-    start = time.perf_counter()
-    warmup = [run(1)]
-    while time.perf_counter() - start < timing.warmup_s:
-        warmup.append(run(1))
-    once = float(np.median(warmup[len(warmup) // 2:]))  # the later, warm half
-    number = max(1, math.ceil(timing.min_repeat_ms / 1e3 / max(once, 1e-9)))
-    samples: list[float] = []
+    return time_interleaved({"": run}, timing)[""]
+
+
+def time_interleaved(runs: dict[str, Callable[[int], float]], timing: Timing) -> dict[str, Stats]:
+    """Time several sessions on the same machine fairly: each is warmed up and calibrated (inferences per
+    repeat so one repeat lasts `min_repeat_ms`), then their repeats are taken in turn, round after round, so
+    a slow phase of the machine falls on all of them alike. Rounds continue until every session is stable
+    (or the time or repeat limit is reached). Between two sessions' repeats the machine is left idle for
+    `HANDOVER_S`: thread pools (TVM's, onnxruntime's) keep their workers spinning for milliseconds after a
+    call, and those workers would otherwise take the cores of the next session's first inferences."""
+    numbers = {}
+    for name, run in runs.items():
+        start = time.perf_counter()
+        warmup = [run(1)]
+        while time.perf_counter() - start < timing.warmup_s:
+            warmup.append(run(1))
+        once = float(np.median(warmup[len(warmup) // 2:]))  # the later, warm half
+        numbers[name] = max(1, math.ceil(timing.min_repeat_ms / 1e3 / max(once, 1e-9)))
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     begin = time.perf_counter()
-    while len(samples) < timing.max_repeats:
-        samples.append(run(number) * 1e3)
-        if len(samples) >= timing.min_repeats:
-            stable = Stats.of(samples, number, timing.max_spread).stable
-            if stable or time.perf_counter() - begin > timing.max_seconds:
-                break
-    return Stats.of(samples, number, timing.max_spread)
+    for repeat in range(1, timing.max_repeats + 1):
+        for name, run in runs.items():
+            if len(runs) > 1:
+                time.sleep(HANDOVER_S)
+            samples[name].append(run(numbers[name]) * 1e3)
+        if repeat >= timing.min_repeats and (time.perf_counter() - begin > timing.max_seconds * len(runs) or all(
+                Stats.of(samples[n], numbers[n], timing.max_spread).stable for n in runs)):
+            break
+    return {name: Stats.of(samples[name], numbers[name], timing.max_spread) for name in runs}
 
 
 @register_runtime("tvm")

@@ -1,0 +1,111 @@
+"""`edgenas bench runtime`: the same networks through every runtime on this machine, timed fairly.
+
+Each architecture is built once (the network, its ONNX export and the TVM library compiled with the
+target's tuning database), then run by TVM, onnxruntime and PyTorch eager with the same thread count; their
+repeats are interleaved (`measure.time_interleaved`), so load on the machine falls on all runtimes alike.
+Every runtime's output is checked against PyTorch's before its time counts. Ratios are against onnxruntime.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import host
+from .errors import EdgenasError
+from .export import check_output
+from .measure import RUNTIMES, Session, Timing, time_interleaved
+from .profile import PROFILES
+
+TOLERANCE = 1e-4
+
+
+def bench_runtime(profile: str = "host", archs: list[str] | None = None, count: int = 6, space: str = "nb201",
+                  timing: Timing = Timing(), seed: int = 0, log: Callable[[str], None] = lambda _: None
+                  ) -> dict[str, Any]:
+    """Time `archs` (default: `count` architectures at evenly spaced FLOPs quantiles of the space) on the
+    tuned TVM library, onnxruntime and PyTorch eager; return per-architecture rows and the median ratios."""
+    from .pipeline import build
+    from .spaces import get_space
+
+    prof = PROFILES.get(profile)
+    target = prof.resolved_target()
+    if not target.runs_here:
+        raise EdgenasError(f"profile '{profile}' builds {target.machine}/{target.device} code, which cannot run on "
+                           f"this machine; bench runtime compares runtimes here, use --target host")
+    sp = get_space(space, batch=prof.batch)
+    archs = [sp.canonical(a) for a in archs] if archs else spread_by_flops(sp, count, seed)
+    threads = int(target.tvm.get("num-cores") or 0) or host.cores()
+    rows, tuning_db = [], None
+    with tempfile.TemporaryDirectory(prefix="edgenas-bench-") as tmp:
+        for k, arch in enumerate(archs):
+            work = Path(tmp) / str(k)
+            work.mkdir()
+            b = build(prof, arch, work, space=space, seed=seed)
+            row = time_runtimes(b, sp.build(arch, seed=seed).eval(), threads, timing)
+            row.update(arch=arch, mflops=round(sp.costs(arch).flops / 1e6, 3), tuned_kernels=len(b.library.tuned),
+                       fallback_kernels=len(b.library.fallback))
+            rows.append(row)
+            tuning_db = b.library.tuning_db
+            log(f"[{k + 1}/{len(archs)}] " + "  ".join(f"{n} {r['p50_ms']:.3f} ms"
+                                                      for n, r in row["runtimes"].items()))
+    ratios = [r["runtimes"]["tvm"]["ratio_vs_onnxruntime"] for r in rows]
+    eager = [r["runtimes"]["pytorch"]["ratio_vs_onnxruntime"] for r in rows]
+    return {"profile": profile, "target": target.tvm, "threads": threads, "space": space,
+            "archs": rows, "median_ratio_tvm_vs_onnxruntime": float(np.median(ratios)),
+            "max_ratio_tvm_vs_onnxruntime": float(np.max(ratios)),
+            "median_ratio_pytorch_vs_onnxruntime": float(np.median(eager)),
+            "tuning_db": str(tuning_db) if tuning_db else None}
+
+
+def spread_by_flops(sp, count: int, seed: int = 0) -> list[str]:
+    """`count` architectures of different cost: the ones nearest to evenly spaced FLOPs quantiles (from
+    the 5th to the 95th percentile) of the space's non-degenerate architectures, ties broken by `seed`."""
+    if count < 1:
+        raise EdgenasError(f"--archs must be at least 1, got {count}")
+    archs = [a for a in sp.enumerate() if not sp.is_degenerate(a)]
+    rng = np.random.default_rng(seed)
+    flops = np.array([sp.costs(a).flops for a in archs]) + rng.uniform(0, 1e-3, len(archs))
+    order = np.argsort(flops)
+    picks = [order[int(round(q * (len(order) - 1)))] for q in np.linspace(0.05, 0.95, count)]
+    return [archs[i] for i in picks]
+
+
+def time_runtimes(b, model, threads: int, timing: Timing) -> dict[str, Any]:
+    """One architecture's row: each runtime's interleaved statistics, output error and ratio."""
+    import torch
+
+    x = b.onnx.reference_input
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    sessions = {"tvm": RUNTIMES["tvm"](b.library.path, x, threads, None),
+                "onnxruntime": RUNTIMES["onnxruntime"](b.onnx.path, x, threads, None),
+                "pytorch": pytorch_session(model, x, threads)}
+    errors = {n: check_output(f"{n} ({b.arch})", s.output, expected, TOLERANCE) for n, s in sessions.items()}
+    stats = time_interleaved({n: s.run for n, s in sessions.items()}, timing)
+    base = stats["onnxruntime"].p50_ms
+    return {"runtimes": {n: {**stats[n].as_dict(), "version": sessions[n].version,
+                             "max_abs_error_vs_pytorch": errors[n],
+                             "ratio_vs_onnxruntime": round(stats[n].p50_ms / base, 4)} for n in sessions}}
+
+
+def pytorch_session(model, x: np.ndarray, threads: int) -> Session:
+    """PyTorch eager, inference mode, `threads` intra-op threads: the network as its author runs it."""
+    import torch
+
+    torch.set_num_threads(threads)
+    inp = torch.from_numpy(x)
+    with torch.inference_mode():
+        output = model(inp).numpy()
+
+    def run(n: int) -> float:
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            for _ in range(n):
+                model(inp)
+            return (time.perf_counter() - t0) / n
+
+    return Session(run, output, torch.__version__)
