@@ -61,6 +61,26 @@ def bench_runtime(profile: str = "host", archs: list[str] | None = None, count: 
             "tuning_db": str(tuning_db) if tuning_db else None}
 
 
+def table(result: dict[str, Any]) -> str:
+    """`bench_runtime`'s result as the table the CLI prints: per architecture and runtime the median, its
+    spread (marked `!` where it stayed wider than the stability limit) and the ratio to onnxruntime."""
+    names = list(result["archs"][0]["runtimes"])
+    lines = [f"p50 ms (spread = IQR/median), {result['threads']} threads, ratio = p50 / onnxruntime's; "
+             f"tuning database: {result['tuning_db'] or 'none'}",
+             f"{'MFLOPs':>8} {'tuned':>6}  " + "  ".join(f"{n:>21}" for n in names) + "  arch"]
+    for row in result["archs"]:
+        cells = [f"{r['p50_ms']:7.3f} {r['spread']:5.1%}{' ' if r['stable'] else '!'} x{r['ratio_vs_onnxruntime']:.2f}"
+                 for r in row["runtimes"].values()]
+        tuned = f"{row['tuned_kernels']}/{row['tuned_kernels'] + row['fallback_kernels']}"
+        lines.append(f"{row['mflops']:8.1f} {tuned:>6}  " + "  ".join(f"{c:>21}" for c in cells) + f"  {row['arch']}")
+    if any(not r["stable"] for row in result["archs"] for r in row["runtimes"].values()):
+        lines.append("! spread stayed wide (the machine was busy): those medians are less certain; run again")
+    lines.append(f"median ratio tvm/onnxruntime {result['median_ratio_tvm_vs_onnxruntime']:.3f} "
+                 f"(max {result['max_ratio_tvm_vs_onnxruntime']:.3f}); pytorch/onnxruntime "
+                 f"{result['median_ratio_pytorch_vs_onnxruntime']:.3f}")
+    return "\n".join(lines)
+
+
 def spread_by_flops(sp, count: int, seed: int = 0) -> list[str]:
     """`count` architectures of different cost: the ones nearest to evenly spaced FLOPs quantiles (from
     the 5th to the 95th percentile) of the space's non-degenerate architectures, ties broken by `seed`."""

@@ -271,25 +271,14 @@ def bench_nas_cmd(data, devices, budgets, task, source_task, latency_queries, ac
 @click.option("--json", "as_json", is_flag=True)
 def bench_runtime_cmd(profile, count, archs, space, as_json):
     """The same networks through tuned TVM, onnxruntime and PyTorch eager, interleaved, same threads."""
-    from .bench_runtime import bench_runtime
+    from .bench_runtime import bench_runtime, table
 
     result = bench_runtime(profile, list(archs) or None, count=count, space=space,
                            log=lambda m: click.echo(m, err=True))
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    names = list(result["archs"][0]["runtimes"])
-    click.echo(f"p50 ms (spread = IQR/median), {result['threads']} threads, ratio = p50 / onnxruntime's; "
-               f"tuning database: {result['tuning_db'] or 'none'}")
-    click.echo(f"{'MFLOPs':>8} {'tuned':>6}  " + "  ".join(f"{n:>20}" for n in names) + "  arch")
-    for row in result["archs"]:
-        cells = [f"{r['p50_ms']:7.3f} {r['spread']:5.1%} x{r['ratio_vs_onnxruntime']:.2f}"
-                 for r in row["runtimes"].values()]
-        tuned = f"{row['tuned_kernels']}/{row['tuned_kernels'] + row['fallback_kernels']}"
-        click.echo(f"{row['mflops']:8.1f} {tuned:>6}  " + "  ".join(f"{c:>20}" for c in cells) + f"  {row['arch']}")
-    click.echo(f"median ratio tvm/onnxruntime {result['median_ratio_tvm_vs_onnxruntime']:.3f} "
-               f"(max {result['max_ratio_tvm_vs_onnxruntime']:.3f}); pytorch/onnxruntime "
-               f"{result['median_ratio_pytorch_vs_onnxruntime']:.3f}")
+    click.echo(table(result))
 
 
 @cli.group("profiles")

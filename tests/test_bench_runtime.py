@@ -11,7 +11,7 @@ FAST = Timing(warmup_s=0.05, min_repeat_ms=5, min_repeats=3, max_repeats=6, max_
 
 
 def test_one_architecture_through_every_runtime(nb201):
-    from edgenas.bench_runtime import bench_runtime
+    from edgenas.bench_runtime import bench_runtime, table
 
     said = []
     result = bench_runtime("host", [ARCH], timing=FAST, log=said.append)
@@ -28,6 +28,12 @@ def test_one_architecture_through_every_runtime(nb201):
     assert result["median_ratio_tvm_vs_onnxruntime"] == row["runtimes"]["tvm"]["ratio_vs_onnxruntime"]
     assert row["tuned_kernels"] + row["fallback_kernels"] > 10
     assert result["threads"] >= 1 and len(said) == 1
+    # The printed table: one line per architecture, unstable medians marked.
+    printed = table(result).splitlines()
+    assert [line for line in printed if line.endswith(row["arch"])]
+    assert printed[-1].startswith("median ratio tvm/onnxruntime")
+    row["runtimes"]["pytorch"].update(stable=False, spread=0.4)
+    assert " 40.0%! x" in table(result) and "the machine was busy" in table(result)
 
 
 def test_architectures_of_different_cost(nb201):
