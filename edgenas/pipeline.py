@@ -233,8 +233,10 @@ def measure_archs(profile: str | Profile, archs: list[str], space: str = "nb201"
     measurement_place(profile, profile.resolved_target())
     rows = []
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
-        for arch in archs:
-            b = build(profile, arch, Path(tmp), space=space, tuning_db=tuning_db)
+        for i, arch in enumerate(archs):
+            work = Path(tmp) / str(i)  # a library path of its own: dlopen reuses a path loaded before
+            work.mkdir()
+            b = build(profile, arch, work, space=space, tuning_db=tuning_db)
             rows.append({"arch": b.arch, **time_built(b, store, runtimes)})
     return rows
 
