@@ -15,7 +15,8 @@ when the task's batch is done, so an interrupted run resumes from what is alread
 
 The database is a directory: by default `<edgenas cache>/tuning/<target>-<hash of the TVM target>`
 (EDGENAS_TUNING_DIR overrides the parent), or the one given. `compile_onnx` uses the target's database
-whenever it exists.
+whenever it exists, else the one shipped with edgenas for the target's instruction set (`SHIPPED`, made with
+`export_database` from a database tuned here), loading each workload's few fastest records (`open_fastest`).
 """
 from __future__ import annotations
 
@@ -241,7 +242,7 @@ def tune(profile, space="nb201", trials: int = 64, db: str | Path | None = None,
         mod = task.dispatched[0]
         if done:
             results.append(TaskResult(task.task_name, flops, weight, wanted, have, 0, _best_us(database, mod), True))
-            log(f"{_bar(n, len(plan))} {task.task_name}: skipped ({have} records)")
+            log(f"{progress_bar(n, len(plan))} {task.task_name}: skipped ({have} records)")
             continue
         t0 = time.perf_counter()
         budget = wanted - have
@@ -267,14 +268,14 @@ def tune(profile, space="nb201", trials: int = 64, db: str | Path | None = None,
         tuned_seconds += time.perf_counter() - t0
         best = _best_us(database, mod)
         left = tuned_seconds / max(ran, 1) * to_run
-        log(f"{_bar(n, len(plan))} {task.task_name}: {run} trials, best {best:.1f} us "
+        log(f"{progress_bar(n, len(plan))} {task.task_name}: {run} trials, best {best:.1f} us "
             f"({flops / 1e6:.2f} MFLOP x{weight}); {time.perf_counter() - start:.0f} s so far, ~{left:.0f} s left"
-            if best is not None else f"{_bar(n, len(plan))} {task.task_name}: {run} trials, no valid candidate")
+            if best is not None else f"{progress_bar(n, len(plan))} {task.task_name}: {run} trials, no valid candidate")
         results.append(TaskResult(task.task_name, flops, weight, wanted, have, run, best, False))
     return TuneReport(path, target.name, tuple(archs), time.perf_counter() - start, results)
 
 
-def _bar(done: int, total: int, width: int = 20) -> str:
+def progress_bar(done: int, total: int, width: int = 20) -> str:
     filled = round(width * done / total)
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
 
