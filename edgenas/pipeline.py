@@ -48,14 +48,16 @@ class Artifact:
     report: dict[str, Any]
 
 
-def build(profile: Profile, arch: str, out_dir: Path, space: str = "nb201", seed: int = 0,
-          tuning_db: str | Path | None = None) -> Built:
-    """Build `arch` for `profile`, export it to out_dir/model.onnx and compile it to out_dir/model.so with the
-    schedules of `tuning_db` (default: `tune.default_database`)."""
+def build(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace = "nb201", seed: int = 0,
+          tuning_db: str | Path | None = None, model=None) -> Built:
+    """Build `arch` for `profile` (or take `model`, e.g. trained weights of it), export it to out_dir/model.onnx
+    and compile it to out_dir/model.so with the schedules of `tuning_db` (default: `tune.default_database`).
+    `space` is a space name (configured with the profile's batch) or a configured space."""
     target = profile.resolved_target()
-    sp = get_space(space, batch=profile.batch)
+    sp = space if isinstance(space, SearchSpace) else get_space(space, batch=profile.batch)
     arch = sp.canonical(arch)
-    exported = export_onnx(sp.build(arch, seed=seed), sp.input_shape, out_dir / "model.onnx", tolerance=TOLERANCE)
+    model = sp.build(arch, seed=seed) if model is None else model
+    exported = export_onnx(model, sp.input_shape, out_dir / "model.onnx", tolerance=TOLERANCE)
     library = compile_onnx(exported.path, target, out_dir / LIBRARY, tuning_db=tuning_db)
     return Built(profile, target, sp, arch, exported, library)
 
@@ -93,7 +95,7 @@ def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = N
     return results
 
 
-def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, space: str = "nb201",
+def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, space: str | SearchSpace = "nb201",
                      db: str | Path | None = None, measure_latency: bool = True, seed: int = 0,
                      tuning_db: str | Path | None = None) -> Artifact:
     """`edgenas compile --arch`: write model.onnx, model.so, manifest.json and report.json for `arch`."""
