@@ -64,17 +64,30 @@ def cli(profile_dirs, target_dirs):
 @click.option("--tuning-db", type=click.Path(file_okay=False), default=None,
               help="Tuning database directory [default: the target's, when `edgenas tune` made one].")
 @click.option("--no-measure", is_flag=True, help="Compile only; do not time the library (needs --arch).")
+@click.option("--data", type=click.Path(), default=None,
+              help="Train the network on this data first: an image folder (a sub-folder per class), a .npz with "
+                   "x and y, or a CIFAR-10/100 python batch folder.")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Most training epochs (training stops early when validation accuracy stops improving).")
+@click.option("--accuracy-shots", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Before generating, train this many sampled architectures briefly on --data and condition "
+                   "the generator on their accuracies.")
+@click.option("--shot-epochs", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Training epochs of each accuracy shot.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, space, db, tuning_db, no_measure,
-                as_json):
+                data, epochs, accuracy_shots, shot_epochs, as_json):
     """Compile ARCH, or the best architecture generated for the budgets, into a measured artifact."""
     from .pipeline import compile_artifact, compile_for_budget
     from .profile import PROFILES
 
     out = output or Path("out") / profile
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
     if arch:
+        if accuracy_shots:
+            raise UserError("--accuracy-shots conditions a generated architecture; leave out --arch")
         art = compile_artifact(profile, arch, out, space=space, db=db, measure_latency=not no_measure,
-                               tuning_db=tuning_db)
+                               tuning_db=tuning_db, data=data, epochs=epochs, log=log)
     else:
         budget = latency_ms or PROFILES.get(profile).budgets.get("latency_ms")
         if not budget:
@@ -82,8 +95,8 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
         if no_measure:
             raise UserError("--no-measure needs --arch: a generated architecture is verified by measuring it")
         art = compile_for_budget(profile, budget, out, space=space, db=db, memory_mb=memory_mb,
-                                 measurements=measurements, log=lambda m: click.echo(m, err=True),
-                                 tuning_db=tuning_db)
+                                 measurements=measurements, log=log, tuning_db=tuning_db, data=data,
+                                 epochs=epochs, accuracy_shots=accuracy_shots, shot_epochs=shot_epochs)
     if as_json:
         click.echo(json.dumps(art.report, indent=2))
         return
@@ -93,6 +106,16 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
     c = r["costs"]
     click.echo(f"costs      {c['mflops']:.1f} MFLOPs, {c['params'] / 1e6:.3f} M params, "
                f"{c['peak_activation_mb']:.3f} MB peak activations")
+    if "training" in r:
+        t = r["training"]
+        test = "" if t["test_accuracy"] is None else f", test {t['test_accuracy']:.2f}%"
+        click.echo(f"trained    val {t['val_accuracy']:.2f}%{test} (best epoch {t['best_epoch']} of {t['epochs_run']}; "
+                   f"{t['samples']['train']} train / {t['samples']['val']} val samples, {len(t['classes'])} classes)")
+    if "accuracy_shots" in r:
+        a = r["accuracy_shots"]
+        click.echo(f"shots      after {a['epochs']} epochs the pick reaches {a['pick_val_accuracy']:.2f}%, beating "
+                   f"{a['pick_beats']} of {len(a['sampled'])} sampled architectures (best "
+                   f"{a['best_sampled_val_accuracy']:.2f}%)")
     comp = r["compile"]
     from .tune import SHIPPED
 
@@ -100,6 +123,8 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
         how = f"untuned: no tuning database for this target; run edgenas tune --target {r['profile']}"
     elif comp["fallback"]:
         how = f"{len(comp['tuned'])} tuned, {len(comp['fallback'])} untuned: {', '.join(comp['fallback'])}"
+        if len(comp["fallback"]) > len(comp["tuned"]):
+            how += f"; edgenas tune --target {r['profile']}{' --data DATA' if 'training' in r else ''} tunes them"
     else:
         how = "all tuned"
     if comp["tuning_db"] and Path(comp["tuning_db"]).parent == SHIPPED:
@@ -128,12 +153,19 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
               help="Candidates measured per task (a quarter for tasks under 1 MFLOP).")
 @click.option("--db", type=click.Path(file_okay=False), default=None,
               help="Tuning database directory [default: the target's, in the edgenas cache].")
+@click.option("--data", type=click.Path(), default=None,
+              help="Tune for the image size, channels and classes of this data (as compile --data takes it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def tune_cmd(profile, space, trials, db, as_json):
+def tune_cmd(profile, space, trials, db, data, as_json):
     """Tune every operator workload of the search space for the profile's target (MetaSchedule), once;
     any architecture then compiles with tuned schedules. A rerun resumes: tasks with their records are skipped."""
+    from .pipeline import data_space
+    from .profile import PROFILES
+    from .train import load_dataset
     from .tune import tune
 
+    if data:
+        space = data_space(space, PROFILES.get(profile), load_dataset(data))
     report = tune(profile, space, trials=trials, db=db, log=lambda m: click.echo(m, err=True))
     skipped = sum(t.skipped for t in report.tasks)
     if as_json:

@@ -6,6 +6,7 @@ profile -> network -> ONNX -> compiled library -> measurements -> store -> artif
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -26,6 +27,7 @@ from .profile import PROFILES, Profile
 from .spaces import SearchSpace, get_space
 from .store import Store
 from .target import ResolvedTarget
+from .train import Dataset, TrainResult, load_dataset, train
 
 TOLERANCE = 1e-4  # accepted difference from PyTorch's output, relative to outputs larger than 1
 LIBRARY = "model.so"
@@ -97,44 +99,83 @@ def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = N
 
 def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, space: str | SearchSpace = "nb201",
                      db: str | Path | None = None, measure_latency: bool = True, seed: int = 0,
-                     tuning_db: str | Path | None = None) -> Artifact:
-    """`edgenas compile --arch`: write model.onnx, model.so, manifest.json and report.json for `arch`."""
+                     tuning_db: str | Path | None = None, data: str | Path | None = None, epochs: int = 30,
+                     log: Callable[[str], None] = lambda _: None) -> Artifact:
+    """`edgenas compile --arch`: write model.onnx, model.so, manifest.json and report.json for `arch`; with
+    `data`, the network is trained on it first and the trained weights are compiled."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     if measure_latency and profile.measurable:
         measurement_place(profile, profile.resolved_target())
     out_dir = prepare_output(out_dir)
-    b = build(profile, arch, out_dir, space=space, seed=seed, tuning_db=tuning_db)
+    extra: dict[str, Any] = {}
+    model = None
+    if data is not None:
+        dataset = load_dataset(data)
+        space = data_space(space, profile, dataset)
+        trained = train(lambda: space.build(space.canonical(arch), seed=seed), dataset, epochs=epochs, seed=seed,
+                        log=log)
+        model, extra["training"] = trained.model, training_report(dataset, trained, epochs, seed)
+    b = build(profile, arch, out_dir, space=space, seed=seed, tuning_db=tuning_db, model=model)
     latency: dict[str, Any] = {}
     if measure_latency and profile.measurable:
         with Store(db) as store:
             latency = time_built(b, store)
     reason = "--no-measure" if not measure_latency else f"profile '{profile.name}' has measure.via: none (predict-only)"
-    return write_artifact(b, out_dir, latency, {} if latency else {"not_measured_because": reason})
+    return write_artifact(b, out_dir, latency, extra if latency else {**extra, "not_measured_because": reason})
 
 
-def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str | Path, space: str = "nb201",
+def data_space(space: str | SearchSpace, profile: Profile, data: Dataset) -> SearchSpace:
+    """The search space configured for `data`'s images and classes and the profile's batch (the rest of a
+    configured space's settings, such as its width, kept)."""
+    config = dataclasses.asdict(space.config) if isinstance(space, SearchSpace) else {}
+    name = space.name if isinstance(space, SearchSpace) else space
+    channels, size, _ = data.image_shape
+    try:
+        return get_space(name, **{**config, "batch": profile.batch, "input_size": size, "in_channels": channels,
+                                  "num_classes": len(data.classes)})
+    except EdgenasError as e:
+        raise EdgenasError(f"{data.source}: {e}") from None
+
+
+def training_report(data: Dataset, trained: TrainResult, epochs: int, seed: int) -> dict[str, Any]:
+    return {"data": data.source, "classes": list(data.classes), "image_shape": list(data.image_shape),
+            "max_epochs": epochs, "seed": seed, **trained.as_dict()}
+
+
+def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str | Path, space: str | SearchSpace = "nb201",
                        db: str | Path | None = None, memory_mb: float | None = None, measurements: int = 6,
                        seed: int = 0, log: Callable[[str], None] = lambda _: None,
-                       tuning_db: str | Path | None = None) -> Artifact:
+                       tuning_db: str | Path | None = None, data: str | Path | None = None, epochs: int = 30,
+                       accuracy_shots: int = 0, shot_epochs: int = 3) -> Artifact:
     """`edgenas compile --latency-ms`: generate the architecture with the best expected accuracy that fits the
     budgets, conditioned on the store's measurements of this profile; measure each candidate on the device,
-    record it, and re-condition after a miss, within `measurements` new measurements."""
+    record it, and re-condition after a miss, within `measurements` new measurements. With `data`, the pick
+    is trained on it before it is compiled, and `accuracy_shots` sampled architectures, each trained for
+    `shot_epochs`, first give the task conditioning (architecture, accuracy) pairs of the user's task."""
     from .conditioning import descriptor_vector
     from .metatrain import SHIPPED, Trained
     from .search import search
 
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     target = profile.resolved_target()
+    if accuracy_shots and data is None:
+        raise EdgenasError("--accuracy-shots trains sampled architectures on your data; give it with --data")
     if profile.measurable:
         measurement_place(profile, target)
     memory_mb = memory_mb or profile.budgets.get("memory_mb")
     out_dir = prepare_output(out_dir)
-    sp = get_space(space, batch=profile.batch)
+    dataset = load_dataset(data) if data is not None else None
+    if dataset is not None:
+        sp = data_space(space, profile, dataset)
+    else:
+        sp = space if isinstance(space, SearchSpace) else get_space(space, batch=profile.batch)
     archs = list(sp.enumerate())
     x = np.stack([sp.encode(a) for a in archs])
     allowed = np.array([sp.costs(a).memory_mb <= memory_mb for a in archs]) if memory_mb else None
     trained = Trained.load(SHIPPED)
     prior_accuracy = trained.accuracy.predict(x)
+    shots = accuracy_shot_pairs(sp, archs, allowed, dataset, accuracy_shots, shot_epochs, seed, log) \
+        if accuracy_shots else {}
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
         latest = {r.arch: r.p50_ms for r in store.records(profile=profile.name, runtime="tvm", space=sp.name)
                   if r.input_shape == sp.input_shape}
@@ -148,7 +189,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
         def measure_candidate(i: int) -> float:
             work = Path(tmp) / str(i)
             work.mkdir()
-            b = build(profile, archs[i], work, space=space, seed=seed, tuning_db=tuning_db)
+            b = build(profile, archs[i], work, space=sp, seed=seed, tuning_db=tuning_db)
             built[i] = (b, time_built(b, store))
             ms = built[i][1]["tvm"]["p50_ms"]
             log(f"measured {archs[i]}: {ms:.3f} ms ({'fits' if ms <= latency_ms else 'misses'} {latency_ms:g} ms)")
@@ -156,31 +197,76 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
 
         result = search(x, trained, descriptor_vector(profile), latency_ms, measure_candidate,
                         measurements if profile.measurable else 0, prior_accuracy, allowed=allowed,
-                        memory_mb=memory_mb, support=support, seed=seed)
+                        memory_mb=memory_mb, support=support, seed=seed,
+                        accuracy_support=([sp.index(a) for a in shots], list(shots.values())))
         report = {"latency_budget_ms": latency_ms, "memory_budget_mb": memory_mb,
                   "stored_measurements_used": len(latest), "new_measurements": len(result.candidates),
+                  "accuracy_shots_used": len(shots),
                   "verified": result.verified, "accuracy_prior": trained.accuracy_task,
                   "candidates": [{"arch": archs[c.index],
                                   "predicted_ms": None if c.predicted_ms is None else round(c.predicted_ms, 4),
                                   "measured_ms": round(c.measured_ms, 4), "fits": c.measured_ms <= latency_ms,
                                   "predicted_accuracy": c.predicted_accuracy} for c in result.candidates]}
         budgets = {**profile.budgets, "latency_ms": latency_ms, **({"memory_mb": memory_mb} if memory_mb else {})}
-        if not profile.measurable:  # predicted to fit with the search's safety margin, not verified
-            b = build(profile, archs[result.pick], out_dir, space=space, seed=seed, tuning_db=tuning_db)
-            predicted = trained.model.predict(descriptor_vector(profile), x[support[0]], np.asarray(support[1]),
-                                              x[[result.pick]])
-            report["predicted_ms"] = round(float(predicted[0]), 4)
-            return write_artifact(b, out_dir, {}, {"search": report, "not_measured_because":
-                                                   f"profile '{profile.name}' has measure.via: none (predict-only)"},
-                                  budgets)
-        if not result.verified or result.pick not in built:
+        if profile.measurable and (not result.verified or result.pick not in built):
             closest = min((c.measured_ms for c in result.candidates), default=float("nan"))
             raise EdgenasError(f"no candidate measured within {latency_ms:g} ms after {len(result.candidates)} "
                                f"measurements (fastest {closest:.3f} ms); raise --latency-ms or --measurements")
-        b, latency = built[result.pick]
-        for name in ("model.onnx", LIBRARY):
-            shutil.copyfile(b.onnx.path.parent / name, out_dir / name)
-        return write_artifact(b, out_dir, latency, {"search": report}, budgets)
+        pick = archs[result.pick]
+        extra: dict[str, Any] = {"search": report}
+        model = None
+        if dataset is not None:
+            log(f"training the pick {pick}")
+            done = train(lambda: sp.build(pick, seed=seed), dataset, epochs=epochs, seed=seed, log=log)
+            model, extra["training"] = done.model, training_report(dataset, done, epochs, seed)
+            if shots:
+                extra["accuracy_shots"] = compare_with_shots(sp, pick, shots, dataset, shot_epochs, seed, log)
+        if not profile.measurable:  # predicted to fit with the search's safety margin, not verified
+            b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model)
+            predicted = trained.model.predict(descriptor_vector(profile), x[support[0]], np.asarray(support[1]),
+                                              x[[result.pick]])
+            report["predicted_ms"] = round(float(predicted[0]), 4)
+            return write_artifact(b, out_dir, {}, {**extra, "not_measured_because":
+                                                   f"profile '{profile.name}' has measure.via: none (predict-only)"},
+                                  budgets)
+        if model is not None:  # the trained weights: compiled and measured again, as they ship
+            b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model)
+            latency = time_built(b, store)
+        else:
+            b, latency = built[result.pick]
+            for name in ("model.onnx", LIBRARY):
+                shutil.copyfile(b.onnx.path.parent / name, out_dir / name)
+        return write_artifact(b, out_dir, latency, extra, budgets)
+
+
+def accuracy_shot_pairs(sp: SearchSpace, archs: list[str], allowed: np.ndarray | None, data: Dataset, shots: int,
+                        epochs: int, seed: int, log: Callable[[str], None]) -> dict[str, float]:
+    """`shots` architectures sampled from those within the memory budget, each trained briefly (`epochs`) on
+    `data`: their validation accuracies are the task's support set."""
+    rng = np.random.default_rng(seed)
+    pool = np.flatnonzero(allowed) if allowed is not None else np.arange(len(archs))
+    pool = [i for i in pool if not sp.is_degenerate(archs[i])]
+    pairs = {}
+    for k, i in enumerate(rng.choice(pool, size=min(shots, len(pool)), replace=False), start=1):
+        arch = archs[int(i)]
+        done = train(lambda: sp.build(arch, seed=seed), data, epochs=epochs, seed=seed, patience=epochs)
+        pairs[arch] = done.val_accuracy
+        log(f"accuracy shot {k}/{shots}: {arch} {done.val_accuracy:.2f}% after {done.epochs_run} epochs")
+    return pairs
+
+
+def compare_with_shots(sp: SearchSpace, pick: str, shots: dict[str, float], data: Dataset, epochs: int, seed: int,
+                       log: Callable[[str], None]) -> dict[str, Any]:
+    """The pick's accuracy after the shots' short training, beside the sampled architectures' accuracies."""
+    same = shots.get(pick)
+    if same is None:
+        same = train(lambda: sp.build(pick, seed=seed), data, epochs=epochs, seed=seed, patience=epochs).val_accuracy
+    beaten = sum(a < same for a in shots.values())
+    log(f"the pick reaches {same:.2f}% after {epochs} epochs; the {len(shots)} sampled architectures "
+        f"{min(shots.values()):.2f}-{max(shots.values()):.2f}% (it beats {beaten})")
+    return {"epochs": epochs, "sampled": [{"arch": a, "val_accuracy": round(v, 3)} for a, v in shots.items()],
+            "pick_val_accuracy": round(same, 3), "pick_beats": beaten,
+            "best_sampled_val_accuracy": round(max(shots.values()), 3)}
 
 
 def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict[str, Any],
@@ -199,7 +285,8 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
         "target": {"name": b.target.name, "machine": b.target.machine, "device": b.target.device,
                    "tvm": b.target.tvm, "host": b.target.host},
         "inputs": [{"name": INPUT_NAME, "shape": list(b.onnx.input_shape), "dtype": "float32"}],
-        "outputs": [{"name": OUTPUT_NAME, "shape": list(b.onnx.output_shape), "dtype": "float32"}],
+        "outputs": [{"name": OUTPUT_NAME, "shape": list(b.onnx.output_shape), "dtype": "float32",
+                     **({"classes": extra["training"]["classes"]} if "training" in extra else {})}],
         "files": {name: sha256(out_dir / name) for name in ("model.onnx", LIBRARY)},
         "versions": _versions(),
     }

@@ -41,14 +41,16 @@ def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: f
            measure_latency: Callable[[int], float], latency_queries: int, source_accuracy: np.ndarray,
            measure_accuracy: Callable[[int], float] | None = None, accuracy_queries: int = 0,
            allowed: np.ndarray | None = None, memory_mb: float | None = None,
-           support: tuple[list[int], list[float]] = ([], []), reference: int = 3, margin: float = 0.05,
+           support: tuple[list[int], list[float]] = ([], []),
+           accuracy_support: tuple[list[int], list[float]] = ([], []), reference: int = 3, margin: float = 0.05,
            explore: float = 0.3, proposals: int = 512, min_fits: int = 32, seed: int = 0) -> SearchResult:
     """Find the architecture (row of `x`) with the best expected accuracy whose latency fits `budget_ms`.
 
     `x` holds the encodings of the architectures that can be measured; `source_accuracy` their accuracy on the
     source task (known, or predicted by the accuracy prior). `allowed` masks architectures that break the
     memory budget `memory_mb`; `support` holds latencies already measured on the device (row, ms), e.g. from
-    the store. Each round the generator proposes `proposals` architectures (more, under tighter budgets, until
+    the store; `accuracy_support` accuracies already measured on the task (row, accuracy), e.g. briefly trained
+    samples. Each round the generator proposes `proposals` architectures (more, under tighter budgets, until
     `min_fits` of them are plausible fits). A candidate is worth measuring
     while its predicted latency minus `explore` predictive standard deviations fits; an unverified answer must
     be predicted `margin` under the budget.
@@ -64,7 +66,7 @@ def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: f
     offsets = np.r_[0, np.cumsum(models.generator.decisions)]
     lat_idx, lat_ms = list(support[0]), list(support[1])
     measured: dict[int, Candidate] = {}
-    known_acc: dict[int, float] = {}
+    known_acc: dict[int, float] = dict(zip(accuracy_support[0], accuracy_support[1]))
 
     def record(i: int, predicted: float | None) -> None:
         ms = measure_latency(i)

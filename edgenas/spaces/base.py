@@ -36,6 +36,7 @@ class Costs:
 class SearchSpace(ABC):
     name: str
     size: int
+    config: object  # the dataclass of keyword arguments the space was made with (get_space(name, **fields))
 
     @abstractmethod
     def canonical(self, arch: str) -> str:
