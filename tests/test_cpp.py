@@ -1,6 +1,7 @@
 """examples/cpp built with CMake against the TVM runtime of the wheels: its output equals edgenas.load's."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,3 +48,26 @@ def test_cpp_example_matches_python(small_artifact, x, tmp_path):
     run = subprocess.run([str(exe), str(small_artifact.directory / "model.so"), str(tmp_path / "short.f32"),
                           str(tmp_path / "o.f32")], capture_output=True, text=True)
     assert run.returncode == 1 and "short.f32 has 6144 bytes, the model takes 3072 float32 values" in run.stderr
+
+
+@pytest.fixture(scope="module")
+def aarch64_libs():
+    from edgenas.errors import EdgenasError
+
+    try:
+        return edgenas.fetch_runtime_libs("aarch64")
+    except EdgenasError as e:
+        pytest.skip(f"the aarch64 TVM runtime wheels cannot be downloaded here: {e}")
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("cmake", "aarch64-linux-gnu-g++", "qemu-aarch64")),
+                    reason="needs cmake, aarch64-linux-gnu-g++ and qemu-aarch64 (./setup.sh installs them)")
+def test_cpp_example_on_aarch64_under_qemu(small_raspi4_artifact, small_artifact, aarch64_libs, x, tmp_path):
+    exe = build_example(small_raspi4_artifact.directory, tmp_path / "build", CMAKE_CXX_COMPILER="aarch64-linux-gnu-g++",
+                        TVM_LIB_DIR=aarch64_libs, TVM_FFI_LIB_DIR=aarch64_libs)
+    x.tofile(tmp_path / "input.f32")
+    subprocess.run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(exe),
+                    str(small_raspi4_artifact.directory / "model.so"), str(tmp_path / "input.f32"),
+                    str(tmp_path / "output.f32")], check=True, env={**os.environ, "LD_LIBRARY_PATH": str(aarch64_libs)})
+    output = np.fromfile(tmp_path / "output.f32", np.float32)
+    np.testing.assert_allclose(output, edgenas.load(small_artifact.directory).predict(x).ravel(), atol=1e-4, rtol=0)
