@@ -67,5 +67,6 @@ def _tensor(prefix: str, tensor: dict[str, Any]) -> list[str]:
 
 
 def _c_string(text: str) -> str:
-    """A C string literal: JSON's escapes (\\", \\\\, \\n, \\uXXXX) are valid C99 and C++ escapes."""
+    """A C string literal for the manifest's printable text: JSON's escapes \\" \\\\ \\n \\t, and \\uXXXX for
+    non-ASCII characters, are valid C99 and C++ escapes."""
     return json.dumps(text)

@@ -31,13 +31,14 @@ class TensorSpec:
 class Model:
     """A loaded artifact: its specification (`inputs`, `outputs`, `arch`, `target`) and `predict`."""
 
-    def __init__(self, directory: Path, manifest: dict[str, Any], vm, device):
+    def __init__(self, directory: Path, manifest: dict[str, Any], inputs: list[TensorSpec],
+                 outputs: list[TensorSpec], vm, device):
         self.directory = directory
         self.manifest = manifest
         self.arch: str = manifest["arch"]
         self.target: dict[str, Any] = manifest["target"]
-        self.inputs = [TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in manifest["inputs"]]
-        self.outputs = [TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in manifest["outputs"]]
+        self.inputs = inputs
+        self.outputs = outputs
         self._vm = vm
         self._device = device
 
@@ -70,7 +71,7 @@ def load(artifact_dir: str | Path) -> Model:
     if not directory.is_dir():
         raise EdgenasError(f"artifact directory {directory} does not exist; pass the directory that "
                            f"`edgenas compile -o DIR` wrote")
-    manifest = _manifest(directory)
+    manifest, inputs, outputs = _manifest(directory)
     library = directory / LIBRARY
     if not library.is_file():
         raise EdgenasError(f"{library} is missing; compile the artifact again with `edgenas compile`")
@@ -92,10 +93,11 @@ def load(artifact_dir: str | Path) -> Model:
     except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable libraries)
         raise EdgenasError(f"TVM cannot load {library}: {str(e).splitlines()[0]}; compile the artifact again "
                            f"with `edgenas compile`") from None
-    return Model(directory, manifest, vm, device)
+    return Model(directory, manifest, inputs, outputs, vm, device)
 
 
-def _manifest(directory: Path) -> dict[str, Any]:
+def _manifest(directory: Path) -> tuple[dict[str, Any], list[TensorSpec], list[TensorSpec]]:
+    """manifest.json of `directory`, checked, with its input and output specifications."""
     path = directory / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
@@ -108,7 +110,16 @@ def _manifest(directory: Path) -> dict[str, Any]:
         if isinstance(manifest, dict) else ["all"]
     if missing:
         raise EdgenasError(f"{path} lacks {', '.join(missing)}; compile the artifact again with `edgenas compile`")
-    if len(manifest["inputs"]) != 1 or len(manifest["outputs"]) != 1:
-        raise EdgenasError(f"{path} names {len(manifest['inputs'])} inputs and {len(manifest['outputs'])} "
-                           f"outputs; edgenas.load runs networks with one input and one output")
-    return manifest
+    try:
+        inputs, outputs = ([TensorSpec(str(t["name"]), tuple(int(d) for d in t["shape"]), np.dtype(t["dtype"]).name)
+                            for t in manifest[kind]] for kind in ("inputs", "outputs"))
+        if not all(isinstance(manifest["target"][k], str) for k in ("name", "machine", "device")) \
+                or not isinstance(manifest["files"], dict):
+            raise TypeError("target name, machine and device must be strings, files a map of SHA-256s")
+    except (KeyError, TypeError, ValueError) as e:
+        raise EdgenasError(f"{path} has a malformed target or input/output entry ({type(e).__name__}: {e}); "
+                           f"compile the artifact again with `edgenas compile`") from None
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise EdgenasError(f"{path} names {len(inputs)} inputs and {len(outputs)} outputs; edgenas.load runs "
+                           f"networks with one input and one output")
+    return manifest, inputs, outputs

@@ -73,3 +73,12 @@ def test_library_for_another_machine(small_raspi4_artifact):
 def test_manifest_lists_the_header(small_artifact):
     manifest = json.loads((small_artifact.directory / "manifest.json").read_text())
     assert set(manifest["files"]) == {"model.onnx", "model.so", "model.h"}
+
+
+def test_malformed_manifest(small_artifact, tmp_path):
+    d = copy_of(small_artifact, tmp_path)
+    manifest = json.loads((d / "manifest.json").read_text())
+    del manifest["inputs"][0]["shape"]
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(EdgenasError, match=r"manifest.json has a malformed target or input/output entry \(KeyError"):
+        edgenas.load(d)
