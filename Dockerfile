@@ -2,7 +2,7 @@
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc g++ gcc-aarch64-linux-gnu \
+    && apt-get install -y --no-install-recommends gcc g++ cmake gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/edgenas

@@ -20,15 +20,20 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-if ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+# The cross linker for aarch64 targets; the cross C++ compiler and qemu-user build and run examples/cpp for aarch64.
+missing=""
+command -v aarch64-linux-gnu-gcc >/dev/null || missing="$missing gcc-aarch64-linux-gnu"
+command -v aarch64-linux-gnu-g++ >/dev/null || missing="$missing g++-aarch64-linux-gnu"
+command -v qemu-aarch64 >/dev/null || missing="$missing qemu-user"
+if [ -n "$missing" ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo -n"
   if command -v apt-get >/dev/null && $sudo true 2>/dev/null; then
-    echo "setup: installing Debian's gcc-aarch64-linux-gnu (cross linker for aarch64 targets)"
+    echo "setup: installing Debian's$missing (aarch64 cross toolchain and emulator)"
     $sudo apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gcc-aarch64-linux-gnu >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
   else
-    echo "setup: warning: aarch64-linux-gnu-gcc is missing and cannot be installed here (needs root and apt-get);" \
-         "aarch64 targets will not link until you install gcc-aarch64-linux-gnu" >&2
+    echo "setup: warning:$missing cannot be installed here (needs root and apt-get); aarch64 targets will not" \
+         "link without gcc-aarch64-linux-gnu, and the aarch64 C++ test is skipped without the others" >&2
   fi
 fi

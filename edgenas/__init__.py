@@ -9,7 +9,8 @@ in order and writes the artifact, and `cli` is a thin command-line layer over it
 """
 __version__ = "0.1.0"
 
-_API = {"compile_artifact": "pipeline", "measure_archs": "pipeline", "get_space": "spaces"}
+_API = {"compile_artifact": "pipeline", "measure_archs": "pipeline", "get_space": "spaces", "load": "runtime",
+        "fetch_runtime_libs": "runtime_libs"}
 
 
 def __getattr__(name: str):

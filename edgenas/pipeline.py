@@ -22,15 +22,16 @@ from . import __version__
 from .compile import CompiledLibrary, compile_onnx
 from .errors import EdgenasError
 from .export import INPUT_NAME, OUTPUT_NAME, ExportResult, check_output, export_onnx
+from .header import c_header
 from .measure import Measurement, Remote, measure
 from .profile import PROFILES, Profile
+from .runtime import LIBRARY
 from .spaces import SearchSpace, get_space
 from .store import Store
 from .target import ResolvedTarget
 from .train import Dataset, TrainResult, load_dataset, train
 
 TOLERANCE = 1e-4  # accepted difference from PyTorch's output, relative to outputs larger than 1
-LIBRARY = "model.so"
 
 
 @dataclass(frozen=True)
@@ -271,8 +272,8 @@ def compare_with_shots(sp: SearchSpace, pick: str, shots: dict[str, float], data
 
 def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict[str, Any],
                    budgets: dict[str, float] | None = None) -> Artifact:
-    """Write manifest.json and report.json beside model.onnx and model.so in `out_dir`; `budgets` default to
-    the profile's."""
+    """Write model.h, manifest.json and report.json beside model.onnx and model.so in `out_dir`; `budgets`
+    default to the profile's."""
     profile = b.profile
     budgets = profile.budgets if budgets is None else budgets
     costs = b.space.costs(b.arch)
@@ -287,9 +288,10 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
         "inputs": [{"name": INPUT_NAME, "shape": list(b.onnx.input_shape), "dtype": "float32"}],
         "outputs": [{"name": OUTPUT_NAME, "shape": list(b.onnx.output_shape), "dtype": "float32",
                      **({"classes": extra["training"]["classes"]} if "training" in extra else {})}],
-        "files": {name: sha256(out_dir / name) for name in ("model.onnx", LIBRARY)},
         "versions": _versions(),
     }
+    (out_dir / "model.h").write_text(c_header(manifest))
+    manifest["files"] = {name: sha256(out_dir / name) for name in ("model.onnx", LIBRARY, "model.h")}
     report = {
         "arch": b.arch,
         "profile": profile.name,

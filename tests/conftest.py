@@ -158,3 +158,20 @@ def synthetic_trained(synthetic_benchmark):
 
     bench = load_benchmark(synthetic_benchmark)
     return bench, meta_train(bench, [f"dev{j}" for j in range(5)], steps=300)
+
+
+@pytest.fixture(scope="session")
+def small_artifact(small, tmp_path_factory):
+    """A real artifact of the small network for this machine (not measured)."""
+    from edgenas.pipeline import compile_artifact
+
+    return compile_artifact("host", ARCH, tmp_path_factory.mktemp("host-artifact"), space=small, measure_latency=False)
+
+
+@pytest.fixture(scope="session")
+def small_raspi4_artifact(small, tmp_path_factory):
+    """The same network and weights cross-compiled for the raspi4 profile (an aarch64 model.so)."""
+    from edgenas.pipeline import compile_artifact
+
+    return compile_artifact("raspi4", ARCH, tmp_path_factory.mktemp("raspi4-artifact"), space=small,
+                            measure_latency=False)

@@ -1,9 +1,13 @@
 """User errors on the real command line: one line on stderr, exit code 2, no traceback."""
+import json
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
+
+import edgenas
 
 from .conftest import ARCH
 
@@ -103,3 +107,16 @@ def test_bench_and_meta_train_errors(tmp_path, synthetic_benchmark):
                "dev0", "--budget-ms", "p50", "--task", "imagenet")
     fails_with("meta-training needs at least 2 devices", "meta-train", "--data", str(synthetic_benchmark),
                "--devices", "dev0", "-o", str(tmp_path / "m.pt"))
+
+
+def test_predict(small_artifact, tmp_path):
+    x = np.random.default_rng(2).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = subprocess.run([sys.executable, "-m", "edgenas", "predict", str(small_artifact.directory), "-i",
+                          str(tmp_path / "x.npy")], capture_output=True, text=True, check=True).stdout
+    np.testing.assert_allclose(json.loads(out)["logits"], edgenas.load(small_artifact.directory).predict(x), atol=1e-6)
+    np.save(tmp_path / "bad.npy", x[:, :, :16])
+    fails_with("input has shape (1, 3, 16, 32), the model takes (1, 3, 32, 32)", "predict",
+               str(small_artifact.directory), "-i", str(tmp_path / "bad.npy"))
+    fails_with("cannot read", "predict", str(small_artifact.directory), "-i", str(tmp_path / "missing.npy"))
+    fails_with("artifact directory", "predict", str(tmp_path / "none"), "-i", str(tmp_path / "x.npy"))
