@@ -85,7 +85,8 @@ def _plot_predicted(ax, candidates: list[dict[str, Any]], budget: float | None) 
                    transform=ax.get_yaxis_transform(), label="reference (no prediction)")
     values = [c["measured_ms"] for c in candidates] + [c["predicted_ms"] for c in predicted] \
         + ([budget] if budget else [])
-    lo, hi = min(values) * 0.9, max(values) * 1.1
+    pad = 0.06 * (max(values) - min(values)) or 0.1 * max(values)
+    lo, hi = max(min(values) - pad, 0), max(values) + pad
     ax.plot([lo, hi], [lo, hi], color=NEUTRAL, lw=1, ls=":", label="measured = predicted")
     if budget:
         ax.axhline(budget, color=MISSES, lw=1, ls="--", label=f"budget {budget:g} ms")
