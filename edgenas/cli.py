@@ -101,7 +101,7 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
         click.echo(json.dumps(art.report, indent=2))
         return
     r = art.report
-    click.echo(f"artifact   {art.directory}/  (model.onnx, model.so, manifest.json, report.json)")
+    click.echo(f"artifact   {art.directory}/  (model.onnx, model.so, manifest.json, report.json, report.html)")
     click.echo(f"arch       {r['arch']}")
     c = r["costs"]
     click.echo(f"costs      {c['mflops']:.1f} MFLOPs, {c['params'] / 1e6:.3f} M params, "

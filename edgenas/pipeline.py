@@ -25,6 +25,7 @@ from .export import INPUT_NAME, OUTPUT_NAME, ExportResult, check_output, export_
 from .header import c_header
 from .measure import Measurement, Remote, measure
 from .profile import PROFILES, Profile
+from .report import write_html
 from .runtime import LIBRARY
 from .spaces import SearchSpace, get_space
 from .store import Store
@@ -272,8 +273,8 @@ def compare_with_shots(sp: SearchSpace, pick: str, shots: dict[str, float], data
 
 def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict[str, Any],
                    budgets: dict[str, float] | None = None) -> Artifact:
-    """Write model.h, manifest.json and report.json beside model.onnx and model.so in `out_dir`; `budgets`
-    default to the profile's."""
+    """Write model.h, manifest.json, report.json and report.html (with report.png) beside model.onnx and
+    model.so in `out_dir`; `budgets` default to the profile's."""
     profile = b.profile
     budgets = profile.budgets if budgets is None else budgets
     costs = b.space.costs(b.arch)
@@ -295,6 +296,7 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
     report = {
         "arch": b.arch,
         "profile": profile.name,
+        "target": b.target.name,
         "costs": costs.as_dict(),
         "budgets": budgets,
         "fits_memory_budget": costs.memory_mb <= budgets["memory_mb"] if "memory_mb" in budgets else None,
@@ -314,6 +316,7 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
             report["fits_latency_budget"] = tvm_p50 <= budgets["latency_ms"]
     for name, content in (("manifest.json", manifest), ("report.json", report)):
         (out_dir / name).write_text(json.dumps(content, indent=2) + "\n")
+    write_html(report, out_dir)
     return Artifact(out_dir, manifest, report)
 
 

@@ -31,7 +31,8 @@ def artifact(tmp_path_factory):
 
 def test_compile_writes_a_complete_artifact(artifact):
     out, _, report = artifact
-    assert {p.name for p in out.iterdir()} == {"model.onnx", "model.so", "model.h", "manifest.json", "report.json"}
+    assert {p.name for p in out.iterdir()} == {"model.onnx", "model.so", "model.h", "manifest.json", "report.json",
+                                            "report.html", "report.png"}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["arch"] == ARCH and manifest["profile"] == "host"
     assert manifest["inputs"] == [{"name": "input", "shape": [1, 3, 32, 32], "dtype": "float32"}]
