@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -72,6 +72,7 @@ class Stats:
     repeats: int
     number: int  # inferences per repeat
     stable: bool
+    samples_ms: tuple[float, ...] = field(default=(), repr=False)  # each repeat's mean, in the order taken
 
     @classmethod
     def of(cls, samples_ms: list[float], number: int, max_spread: float) -> "Stats":
@@ -79,10 +80,14 @@ class Stats:
         p25, p50, p75, p90 = np.percentile(a, [25, 50, 75, 90])
         spread = float((p75 - p25) / p50) if p50 > 0 else 0.0
         return cls(float(p50), float(p90), float(a.min()), float(a.mean()), float(a.std()), spread, len(a), number,
-                   spread <= max_spread)
+                   spread <= max_spread, tuple(float(v) for v in a))
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0-100) of the repeats, in milliseconds."""
+        return float(np.percentile(self.samples_ms, q))
 
     def as_dict(self) -> dict:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items() if k != "samples_ms"}
 
 
 @dataclass(frozen=True)
