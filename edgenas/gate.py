@@ -68,15 +68,13 @@ class GateResult:
 def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None = None,
          percentile: float | None = None, tolerance: float | None = None, baseline: str | Path | None = None,
          max_regression: float | None = None, db: str | Path | None = None, junit: str | Path | None = None,
-         markdown: str | Path | None = None, timing: Timing = Timing(), config_from: str | Path | None = None
-         ) -> GateResult:
+         markdown: str | Path | None = None, timing: Timing = Timing()) -> GateResult:
     """`edgenas gate`: check, time and judge `artifact` on `profile`; write the JUnit XML / Markdown reports
-    asked for. Settings left None come from the configuration found from `config_from` (default: the current
-    directory) up, else the profile's budget and the defaults. `db`: also record the measurements there."""
+    asked for. Settings left None come from the configuration found from the current directory up, else the
+    profile's budget and the defaults. `db`: also record the measurements there."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
-    settings, source = resolve_settings(profile, Path(config_from or Path.cwd()),
-                                        {"latency_ms": budget_ms, "percentile": percentile, "tolerance": tolerance,
-                                         "max_regression": max_regression})
+    settings, source = _settings(profile, Path.cwd(), {"latency_ms": budget_ms, "percentile": percentile,
+                                                       "tolerance": tolerance, "max_regression": max_regression})
     target = profile.resolved_target()
     new = _checked(Path(artifact), profile)
     old = _checked(Path(baseline), profile) if baseline is not None else None
@@ -111,10 +109,10 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
     return result
 
 
-def resolve_settings(profile: Profile, start: Path, given: dict[str, float | None]) -> tuple[dict[str, float], str]:
+def _settings(profile: Profile, start: Path, given: dict[str, float | None]) -> tuple[dict[str, float], str]:
     """Each setting from `given`, else the configuration's profile section, else its gate section, else the
     profile's budget (latency) or the default; also say where the latency budget came from."""
-    config, where = find_config(start)
+    config, where = _config(start)
     section = {k: v for k, v in config.items() if k != "profiles"}
     override = config.get("profiles", {}).get(profile.name, {})
     settings: dict[str, float] = {}
@@ -134,7 +132,7 @@ def resolve_settings(profile: Profile, start: Path, given: dict[str, float | Non
     return settings, source
 
 
-def find_config(start: Path) -> tuple[dict[str, Any], str]:
+def _config(start: Path) -> tuple[dict[str, Any], str]:
     """The gate section of the first edgenas.toml, or pyproject.toml with [tool.edgenas], from `start` up;
     checked, with the file's name. ({}, "") when there is none."""
     for d in [start.resolve(), *start.resolve().parents]:
