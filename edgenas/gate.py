@@ -83,7 +83,7 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
         raise EdgenasError("--baseline times both libraries interleaved on this machine; an RPC profile serves one "
                            "library per session, so gate each artifact on its own and compare the reports")
     threads = measurement_threads(profile, target, remote)
-    x = np.random.default_rng(0).standard_normal(new["inputs"][0]["shape"]).astype(new["inputs"][0]["dtype"])
+    x = np.random.default_rng(0).standard_normal(new["shape"]).astype(new["dtype"])
     begin = datetime.now(timezone.utc)
     notes: list[str] = []
     if old is None:
@@ -112,14 +112,15 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
 def _settings(profile: Profile, start: Path, given: dict[str, float | None]) -> tuple[dict[str, float], str]:
     """Each setting from `given`, else the configuration's profile section, else its gate section, else the
     profile's budget (latency) or the default; also say where the latency budget came from."""
-    config, where = _config(start)
+    config, where, prefix = _config(start)
     section = {k: v for k, v in config.items() if k != "profiles"}
     override = config.get("profiles", {}).get(profile.name, {})
     settings: dict[str, float] = {}
     source = ""
     for key in SETTINGS:
-        for value, origin in ((given.get(key), "--budget-ms"), (override.get(key), f"{where} [profiles.{profile.name}]"),
-                              (section.get(key), where),
+        for value, origin in ((given.get(key), "--budget-ms"),
+                              (override.get(key), f"{where} [{prefix}.profiles.{profile.name}]"),
+                              (section.get(key), f"{where} [{prefix}]"),
                               (profile.budgets.get(key) if key == "latency_ms" else DEFAULTS.get(key),
                                f"profile '{profile.name}' budgets")):
             if value is not None:
@@ -132,9 +133,9 @@ def _settings(profile: Profile, start: Path, given: dict[str, float | None]) -> 
     return settings, source
 
 
-def _config(start: Path) -> tuple[dict[str, Any], str]:
+def _config(start: Path) -> tuple[dict[str, Any], str, str]:
     """The gate section of the first edgenas.toml, or pyproject.toml with [tool.edgenas], from `start` up;
-    checked, with the file's name. ({}, "") when there is none."""
+    checked, with the file and the section's name. ({}, "", "") when there is none."""
     for d in [start.resolve(), *start.resolve().parents]:
         for name, keys in (("edgenas.toml", ("gate",)), ("pyproject.toml", ("tool", "edgenas", "gate"))):
             path = d / name
@@ -144,15 +145,15 @@ def _config(start: Path) -> tuple[dict[str, Any], str]:
                 data = tomllib.loads(path.read_text())
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
                 raise EdgenasError(f"{path} is not valid TOML ({e}); fix the file") from None
-            if name == "pyproject.toml" and "edgenas" not in data.get("tool", {}):
+            if name == "pyproject.toml" and not (isinstance(data.get("tool"), dict) and "edgenas" in data["tool"]):
                 continue
-            section = data
+            section: Any = data
             for k in keys:
-                section = section.get(k, {})
+                section = section.get(k, {}) if isinstance(section, dict) else section
             prefix = ".".join(keys)
             _check_section(section, path, prefix)
-            return section, str(path)
-    return {}, ""
+            return section, str(path), prefix
+    return {}, "", ""
 
 
 def _check_section(section: Any, path: Path, prefix: str) -> None:
@@ -191,7 +192,7 @@ def _checked(directory: Path, profile: Profile) -> dict[str, Any]:
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
         digest, built_for, inputs = manifest["files"][LIBRARY], manifest["target"], manifest["inputs"]
-        shape, dtype = list(inputs[0]["shape"]), inputs[0]["dtype"]
+        shape, dtype = list(inputs[0]["shape"]), np.dtype(inputs[0]["dtype"])
     except FileNotFoundError:
         raise EdgenasError(f"{directory} has no manifest.json; pass an artifact directory written by edgenas "
                            f"compile") from None
@@ -306,7 +307,8 @@ def _junit(result: GateResult, begin: datetime) -> str:
                           failures=str(failures), errors="0", skipped="0", time=f"{result.seconds:.3f}",
                           timestamp=begin.strftime("%Y-%m-%dT%H:%M:%S"), hostname=platform.node() or "localhost")
     props = ET.SubElement(suite, "properties")
-    figures = [("profile", result.profile), ("artifact", str(result.artifact)), ("percentile", f"{result.percentile:g}")]
+    figures = [("profile", result.profile), ("artifact", str(result.artifact)),
+               ("percentile", f"{result.percentile:g}")]
     figures += [(f"{c.name.replace(' ', '_')}.{k}", v) for c in result.checks for k, v in c.properties.items()]
     figures += [(f"note.{i}", n) for i, n in enumerate(result.notes, 1)]
     for name, value in figures:
@@ -325,11 +327,13 @@ def _junit(result: GateResult, begin: datetime) -> str:
 def _markdown(result: GateResult) -> str:
     q = f"p{result.percentile:g}"
     lines = [f"### edgenas gate: {'passed' if result.passed else 'FAILED'} ({result.profile}, {result.artifact})", "",
-             f"| check | p50 | {q} | spread | budget | margin | verdict |", "| --- | ---: | ---: | ---: | --- | ---: | --- |"]
+             f"| check | p50 | {q} | spread | budget | margin | verdict |",
+             "| --- | ---: | ---: | ---: | --- | ---: | --- |"]
     for c in result.checks:
         p = c.properties
         if c.name == "regression":
-            budget = f"≤ {p['limit_ms']:.4f} ms (baseline {q} {p[f'baseline_{q}_ms']:.4f} ms {100 * p['max_regression']:+g}%)"
+            budget = (f"≤ {p['limit_ms']:.4f} ms (baseline {q} {p[f'baseline_{q}_ms']:.4f} ms "
+                      f"{100 * p['max_regression']:+g}%)")
         else:
             budget = f"{p['budget_ms']:g} ms + {100 * p['tolerance']:g}% = {p['limit_ms']:.4f} ms"
         lines.append(f"| {c.name} | {p['p50_ms']:.4f} ms | {p[f'{q}_ms']:.4f} ms | {100 * p['spread']:.1f}% | "

@@ -10,7 +10,6 @@ import yaml
 from click.testing import CliRunner
 
 from edgenas.cli import cli
-from edgenas.errors import EdgenasError
 from edgenas.gate import gate
 from edgenas.measure import Timing
 from edgenas.pipeline import compile_artifact
@@ -37,8 +36,8 @@ def no_step_summary(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # away from the repository: only configuration a test writes is found
 
 
-def run(*args):
-    return CliRunner().invoke(cli, ["gate", *map(str, args)])
+def run(*args, profiles=None):
+    return CliRunner().invoke(cli, [*(["--profiles", str(profiles)] if profiles else []), "gate", *map(str, args)])
 
 
 def test_within_budget_exits_0_and_writes_junit_and_markdown(artifacts, tmp_path):
@@ -78,6 +77,8 @@ def test_over_budget_exits_1_with_a_failure_element(artifacts, tmp_path):
      "does not match the SHA-256"),
     (lambda d: (d / "manifest.json").unlink(), "has no manifest.json"),
     (lambda d: (d / "manifest.json").write_text("{"), "is not an edgenas manifest"),
+    (lambda d: (d / "manifest.json").write_text((d / "manifest.json").read_text().replace('"float32"', '"f99"', 1)),
+     "is not an edgenas manifest"),
 ])
 def test_a_damaged_artifact_is_a_one_line_error(artifacts, tmp_path, damage, message):
     broken = tmp_path / "broken"
@@ -104,12 +105,12 @@ def test_budget_from_pyproject_with_a_per_profile_override(artifacts, tmp_path, 
     monkeypatch.chdir(tmp_path / "sub")  # found from a subdirectory
     result = gate(artifacts[0], "host", timing=FAST)
     assert not result.passed and result.exit_code == 1 and result.percentile == 50
-    assert result.settings_from == str(tmp_path / "pyproject.toml")
+    assert result.settings_from == f"{tmp_path / 'pyproject.toml'} [tool.edgenas.gate]"
     assert result.checks[0].properties["tolerance"] == 0.0
     (tmp_path / "pyproject.toml").write_text(
         (tmp_path / "pyproject.toml").read_text().replace("profiles.other", "profiles.host"))
     result = gate(artifacts[0], "host", timing=FAST)
-    assert result.passed and result.settings_from == f"{tmp_path / 'pyproject.toml'} [profiles.host]"
+    assert result.passed and result.settings_from == f"{tmp_path / 'pyproject.toml'} [tool.edgenas.gate.profiles.host]"
     assert gate(artifacts[0], "host", budget_ms=0.0001, timing=FAST).exit_code == 1  # --budget-ms wins
 
 
@@ -120,7 +121,7 @@ def test_edgenas_toml_and_the_profile_budget(artifacts, tmp_path, monkeypatch):
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
     (tmp_path / "summary.md").write_text("earlier step\n")
     result = gate(artifacts[0], "host", timing=FAST)
-    assert result.passed and result.settings_from == str(tmp_path / "edgenas.toml")
+    assert result.passed and result.settings_from == f"{tmp_path / 'edgenas.toml'} [gate]"
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("earlier step\n### edgenas gate: passed (host, ")
 
@@ -158,9 +159,28 @@ def test_records_in_the_store_when_asked(artifacts, tmp_path):
     import sqlite3
 
     gate(artifacts[0], "host", budget_ms=10_000, db=tmp_path / "s.sqlite", timing=FAST)
-    rows = sqlite3.connect(tmp_path / "s.sqlite").execute("SELECT profile, arch, input_shape FROM measurements").fetchall()
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    rows = db.execute("SELECT profile, arch, input_shape FROM measurements").fetchall()
     manifest = json.loads((artifacts[0] / "manifest.json").read_text())
     assert rows == [("host", manifest["arch"], "[1, 3, 32, 32]")]
+
+
+def test_an_rpc_profile_is_gated_on_the_tracker_device(artifacts, tmp_path, rpc_tracker):
+    from .conftest import free_port
+
+    def board(name, tracker):
+        (tmp_path / f"{name}.yaml").write_text(f"name: {name}\ndescription: this machine behind a tracker\n"
+                                               f"kind: cpu\ntarget: native\nbatch: 1\n"
+                                               f"measure: {{via: rpc, tracker: '{tracker}', key: loopback}}\n")
+
+    board("board", rpc_tracker)
+    board("gone", f"127.0.0.1:{free_port()}")
+    result = run(artifacts[0], "--target", "board", "--budget-ms", 10_000, profiles=tmp_path)
+    assert result.exit_code == 0, result.output
+    result = run(artifacts[0], "--target", "gone", "--budget-ms", 10_000, profiles=tmp_path)
+    assert result.exit_code == 2 and result.output.startswith("error: cannot reach the RPC tracker at 127.0.0.1:")
+    result = run(artifacts[0], "--target", "board", "--budget-ms", 1, "--baseline", artifacts[1], profiles=tmp_path)
+    assert result.exit_code == 2 and "an RPC profile serves one library per session" in result.output
 
 
 def test_the_github_actions_example_is_a_workflow_that_gates():
