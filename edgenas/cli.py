@@ -135,7 +135,8 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
               help="Allowed slowdown against --baseline, as a fraction [default: 0.10].")
 @click.option("--junit", type=click.Path(dir_okay=False), default=None, help="Write the verdict as JUnit XML.")
 @click.option("--markdown", type=click.Path(dir_okay=False), default=None, help="Write the verdict as Markdown.")
-@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Also record the measurements here.")
+@click.option("--db", type=click.Path(dir_okay=False), default=None,
+              help="Also record the measurement in this store (not with --baseline).")
 def gate_cmd(artifact, profile, budget_ms, percentile, tolerance, baseline, max_regression, junit, markdown, db):
     """CI latency gate: time ARTIFACT on the profile's device; exit 0 within budget, 1 over it or regressed,
     2 on bad input or an unreachable device."""

@@ -191,7 +191,8 @@ def _checked(directory: Path, profile: Profile) -> dict[str, Any]:
         raise EdgenasError(f"artifact directory {directory} does not exist; pass the -o directory of edgenas compile")
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
-        digest, built_for, inputs = manifest["files"][LIBRARY], manifest["target"], manifest["inputs"]
+        digest, inputs = manifest["files"][LIBRARY], manifest["inputs"]
+        built_name, built_tvm = manifest["target"]["name"], dict(manifest["target"]["tvm"])
         shape, dtype = list(inputs[0]["shape"]), np.dtype(inputs[0]["dtype"])
     except FileNotFoundError:
         raise EdgenasError(f"{directory} has no manifest.json; pass an artifact directory written by edgenas "
@@ -206,13 +207,12 @@ def _checked(directory: Path, profile: Profile) -> dict[str, Any]:
         raise EdgenasError(f"{library} does not match the SHA-256 in its manifest (changed or corrupt since it "
                            f"was compiled); recompile the artifact with edgenas compile")
     target = profile.resolved_target()
-    if built_for.get("name") != target.name or built_for.get("tvm") != target.tvm:
-        differ = sorted(k for k in set(target.tvm) | set(built_for.get("tvm") or {})
-                        if target.tvm.get(k) != (built_for.get("tvm") or {}).get(k))
-        raise EdgenasError(f"{directory} was built for target '{built_for.get('name')}' but profile "
+    if built_name != target.name or built_tvm != target.tvm:
+        differ = sorted(k for k in set(target.tvm) | set(built_tvm) if target.tvm.get(k) != built_tvm.get(k))
+        raise EdgenasError(f"{directory} was built for target '{built_name}' but profile "
                            f"'{profile.name}' resolves to '{target.name}' (differing: {', '.join(differ) or 'name'}); "
                            f"recompile with edgenas compile --target {profile.name}")
-    if not (isinstance(shape, list) and all(isinstance(d, int) and d > 0 for d in shape)):
+    if not all(isinstance(d, int) and d > 0 for d in shape):
         raise EdgenasError(f"{directory}/manifest.json has input shape {shape!r}; recompile the artifact")
     return {**manifest, "directory": directory, "library": library, "shape": shape, "dtype": dtype}
 
@@ -312,7 +312,7 @@ def _junit(result: GateResult, begin: datetime) -> str:
     figures += [(f"{c.name.replace(' ', '_')}.{k}", v) for c in result.checks for k, v in c.properties.items()]
     figures += [(f"note.{i}", n) for i, n in enumerate(result.notes, 1)]
     for name, value in figures:
-        ET.SubElement(props, "property", name=name, value=str(value))
+        ET.SubElement(props, "property", name=name, value=str(value).lower() if isinstance(value, bool) else str(value))
     for c in result.checks:
         case = ET.SubElement(suite, "testcase", classname=f"edgenas.gate.{result.profile}", name=c.name,
                              time=f"{result.seconds / len(result.checks):.3f}")

@@ -52,6 +52,7 @@ def test_within_budget_exits_0_and_writes_junit_and_markdown(artifacts, tmp_path
     assert suite.get("name") == "edgenas.gate" and suite.get("tests") == "1" and suite.get("failures") == "0"
     props = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert props["latency_budget.budget_ms"] == "10000.0" and props["latency_budget.budget_source"] == "--budget-ms"
+    assert props["latency_budget.stable"] in ("true", "false") and props["percentile"] == "90"
     assert 0 < float(props["latency_budget.p50_ms"]) <= float(props["latency_budget.p90_ms"]) < 10_000
     (case,) = suite.findall("testcase")
     assert case.get("name") == "latency budget" and case.find("failure") is None
@@ -153,6 +154,16 @@ def test_baseline_against_itself_passes_and_against_a_faster_network_fails(artif
     assert [c.get("name") for c in cases] == ["latency budget", "regression"]
     assert cases[0].find("failure") is None and "against the baseline's" in cases[1].find("failure").get("message")
     assert "| regression |" in (tmp_path / "g.md").read_text() and "**FAIL**" in (tmp_path / "g.md").read_text()
+
+
+def test_an_unstable_measurement_is_taken_again_and_noted(artifacts, tmp_path):
+    from dataclasses import replace
+
+    never_stable = replace(FAST, max_spread=0.0)  # no real spread is zero: both measurements count as unstable
+    result = gate(artifacts[0], "host", budget_ms=10_000, timing=never_stable, markdown=tmp_path / "g.md")
+    assert result.passed and not result.stats.stable
+    assert len(result.notes) == 1 and result.notes[0].startswith("the measurement was unstable twice (spread ")
+    assert "- note: the measurement was unstable twice" in (tmp_path / "g.md").read_text()
 
 
 def test_records_in_the_store_when_asked(artifacts, tmp_path):
