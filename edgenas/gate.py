@@ -24,7 +24,7 @@ import numpy as np
 
 from . import host
 from .errors import EdgenasError
-from .measure import RUNTIMES, Measurement, Remote, Stats, Timing, measure, time_interleaved
+from .measure import RUNTIMES, Remote, Stats, Timing, measure, remote_tvm_sessions, time_interleaved
 from .pipeline import LIBRARY, measurement_place, measurement_threads, sha256
 from .profile import PROFILES, Profile
 from .store import Store
@@ -79,18 +79,15 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
     new = _checked(Path(artifact), profile)
     old = _checked(Path(baseline), profile) if baseline is not None else None
     remote = measurement_place(profile, target)
-    if old is not None and remote is not None:
-        raise EdgenasError("--baseline times both libraries interleaved on this machine; an RPC profile serves one "
-                           "library per session, so gate each artifact on its own and compare the reports")
     threads = measurement_threads(profile, target, remote)
     x = np.random.default_rng(0).standard_normal(new["shape"]).astype(new["dtype"])
     begin = datetime.now(timezone.utc)
     notes: list[str] = []
     if old is None:
-        stats = _stable(lambda: _timed(new, x, threads, remote, timing, profile, db).stats, notes, "the")
+        stats = _stable(lambda: _timed(new, x, threads, remote, timing, profile, db), notes, "the")
         base_stats = None
     else:
-        both = _stable(lambda: _interleaved(new, old, x, threads, timing), notes, "the interleaved")
+        both = _stable(lambda: _interleaved(new, old, x, threads, remote, timing), notes, "the interleaved")
         stats, base_stats = both["new"], both["baseline"]
     q = settings["percentile"]
     checks = [_budget_check(stats, q, settings["latency_ms"], settings["tolerance"], source)]
@@ -218,25 +215,28 @@ def _checked(directory: Path, profile: Profile) -> dict[str, Any]:
 
 
 def _timed(artifact: dict[str, Any], x: np.ndarray, threads: int | None, remote: Remote | None, timing: Timing,
-           profile: Profile, db: str | Path | None) -> Measurement:
+           profile: Profile, db: str | Path | None) -> Stats:
     m = measure("tvm", artifact["library"], x, threads=threads, timing=timing, remote=remote)
     _check_output(artifact, m.output)
     if db is not None:
         with Store(db) as store:
             store.add(profile.name, artifact.get("space", "unknown"), artifact.get("arch", "unknown"),
                       tuple(artifact["shape"]), artifact["target"]["tvm"], m)
-    return m
+    return m.stats
 
 
 def _interleaved(new: dict[str, Any], old: dict[str, Any], x: np.ndarray, threads: int | None,
-                 timing: Timing) -> dict[str, Stats]:
-    """Both libraries on this machine, their repeats taken in turn with the same threads and input."""
+                 remote: Remote | None, timing: Timing) -> dict[str, Stats]:
+    """Both libraries on the same device, their repeats taken in turn with the same threads and input."""
     if old["shape"] != new["shape"]:
         raise EdgenasError(f"the baseline takes input {old['shape']} but the artifact {new['shape']}; compare "
                            f"artifacts of the same input shape")
     threads = threads or host.cores()
-    sessions = {"new": RUNTIMES["tvm"](new["library"], x, threads, None),
-                "baseline": RUNTIMES["tvm"](old["library"], x, threads, None)}
+    if remote:
+        pair = remote_tvm_sessions(remote, [new["library"], old["library"]], x, threads)
+    else:
+        pair = [RUNTIMES["tvm"](art["library"], x, threads, None) for art in (new, old)]
+    sessions = dict(zip(("new", "baseline"), pair))
     for name, art in (("new", new), ("baseline", old)):
         _check_output(art, sessions[name].output)
     return time_interleaved({n: s.run for n, s in sessions.items()}, timing)

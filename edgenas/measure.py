@@ -150,22 +150,35 @@ def time_interleaved(runs: dict[str, Callable[[int], float]], timing: Timing) ->
 @register_runtime("tvm")
 def tvm_session(path: Path, x: np.ndarray, threads: int, remote: Remote | None) -> Session:
     import tvm
-    from tvm import relax
 
     if remote:
-        rpc = connect(remote)
-        rpc.upload(str(path))
-        lib = rpc.load_module(path.name)
-        dev = rpc.cuda() if remote.device == "cuda" else rpc.cpu()
-        rpc.get_function("runtime.config_threadpool")(1, threads)  # 1: big cores first (big.LITTLE phones)
-    else:
-        configure_tvm_threads(threads)
-        try:
-            lib = tvm.runtime.load_module(str(path))
-        except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable files)
-            raise EdgenasError(f"TVM cannot load {path}: {str(e).splitlines()[0]}; was it built for this "
-                               f"machine ({host.machine()})?") from None
-        dev = tvm.cpu()
+        return remote_tvm_sessions(remote, [path], x, threads)[0]
+    configure_tvm_threads(threads)
+    try:
+        lib = tvm.runtime.load_module(str(path))
+    except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable files)
+        raise EdgenasError(f"TVM cannot load {path}: {str(e).splitlines()[0]}; was it built for this "
+                           f"machine ({host.machine()})?") from None
+    return _vm_session(lib, tvm.cpu(), x)
+
+
+def remote_tvm_sessions(remote: Remote, paths: list[Path], x: np.ndarray, threads: int) -> list[Session]:
+    """Sessions of several libraries on one device of the tracker, in one RPC session (a device serves one
+    at a time), so they can be timed interleaved; each library is uploaded under a name of its own."""
+    rpc = connect(remote)
+    dev = rpc.cuda() if remote.device == "cuda" else rpc.cpu()
+    rpc.get_function("runtime.config_threadpool")(1, threads)  # 1: big cores first (big.LITTLE phones)
+    sessions = []
+    for i, path in enumerate(paths):
+        rpc.upload(str(path), target=f"{i}-{path.name}")
+        sessions.append(_vm_session(rpc.load_module(f"{i}-{path.name}"), dev, x))
+    return sessions
+
+
+def _vm_session(lib, dev, x: np.ndarray) -> Session:
+    import tvm
+    from tvm import relax
+
     vm = relax.VirtualMachine(lib, dev)
     arg = tvm.runtime.tensor(x, dev)
     output = vm["main"](arg).numpy()
