@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -72,6 +72,7 @@ class Stats:
     repeats: int
     number: int  # inferences per repeat
     stable: bool
+    samples_ms: tuple[float, ...] = field(default=(), repr=False)  # each repeat's mean, in the order taken
 
     @classmethod
     def of(cls, samples_ms: list[float], number: int, max_spread: float) -> "Stats":
@@ -79,10 +80,14 @@ class Stats:
         p25, p50, p75, p90 = np.percentile(a, [25, 50, 75, 90])
         spread = float((p75 - p25) / p50) if p50 > 0 else 0.0
         return cls(float(p50), float(p90), float(a.min()), float(a.mean()), float(a.std()), spread, len(a), number,
-                   spread <= max_spread)
+                   spread <= max_spread, tuple(float(v) for v in a))
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0-100) of the repeats, in milliseconds."""
+        return float(np.percentile(self.samples_ms, q))
 
     def as_dict(self) -> dict:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items() if k != "samples_ms"}
 
 
 @dataclass(frozen=True)
@@ -145,22 +150,35 @@ def time_interleaved(runs: dict[str, Callable[[int], float]], timing: Timing) ->
 @register_runtime("tvm")
 def tvm_session(path: Path, x: np.ndarray, threads: int, remote: Remote | None) -> Session:
     import tvm
-    from tvm import relax
 
     if remote:
-        rpc = connect(remote)
-        rpc.upload(str(path))
-        lib = rpc.load_module(path.name)
-        dev = rpc.cuda() if remote.device == "cuda" else rpc.cpu()
-        rpc.get_function("runtime.config_threadpool")(1, threads)  # 1: big cores first (big.LITTLE phones)
-    else:
-        configure_tvm_threads(threads)
-        try:
-            lib = tvm.runtime.load_module(str(path))
-        except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable files)
-            raise EdgenasError(f"TVM cannot load {path}: {str(e).splitlines()[0]}; was it built for this "
-                               f"machine ({host.machine()})?") from None
-        dev = tvm.cpu()
+        return remote_tvm_sessions(remote, [path], x, threads)[0]
+    configure_tvm_threads(threads)
+    try:
+        lib = tvm.runtime.load_module(str(path))
+    except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable files)
+        raise EdgenasError(f"TVM cannot load {path}: {str(e).splitlines()[0]}; was it built for this "
+                           f"machine ({host.machine()})?") from None
+    return _vm_session(lib, tvm.cpu(), x)
+
+
+def remote_tvm_sessions(remote: Remote, paths: list[Path], x: np.ndarray, threads: int) -> list[Session]:
+    """Sessions of several libraries on one device of the tracker, in one RPC session (a device serves one
+    at a time), so they can be timed interleaved; each library is uploaded under a name of its own."""
+    rpc = connect(remote)
+    dev = rpc.cuda() if remote.device == "cuda" else rpc.cpu()
+    rpc.get_function("runtime.config_threadpool")(1, threads)  # 1: big cores first (big.LITTLE phones)
+    sessions = []
+    for i, path in enumerate(paths):
+        rpc.upload(str(path), target=f"{i}-{path.name}")
+        sessions.append(_vm_session(rpc.load_module(f"{i}-{path.name}"), dev, x))
+    return sessions
+
+
+def _vm_session(lib, dev, x: np.ndarray) -> Session:
+    import tvm
+    from tvm import relax
+
     vm = relax.VirtualMachine(lib, dev)
     arg = tvm.runtime.tensor(x, dev)
     output = vm["main"](arg).numpy()

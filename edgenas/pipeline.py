@@ -80,11 +80,16 @@ def measurement_place(profile: Profile, target: ResolvedTarget) -> Remote | None
     return None
 
 
+def measurement_threads(profile: Profile, target: ResolvedTarget, remote: Remote | None) -> int | None:
+    """The thread count to time with: the target's cores, else a remote device's; None: all cores here."""
+    return target.tvm.get("num-cores") or (profile.hardware.get("cores") if remote else None)
+
+
 def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = None) -> dict[str, Any]:
     """Time a built architecture where its profile says (this machine, or a device of an RPC tracker) on each
     runtime (default: tvm and, locally, onnxruntime for reference), check outputs, record each in `store`."""
     remote = measurement_place(b.profile, b.target)
-    threads = b.target.tvm.get("num-cores") or (b.profile.hardware.get("cores") if remote else None)
+    threads = measurement_threads(b.profile, b.target, remote)
     results: dict[str, Any] = {}
     for runtime in runtimes or (("tvm",) if remote else ("tvm", "onnxruntime")):
         path = b.library.path if runtime == "tvm" else b.onnx.path
