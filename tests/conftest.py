@@ -175,3 +175,16 @@ def small_raspi4_artifact(small, tmp_path_factory):
 
     return compile_artifact("raspi4", ARCH, tmp_path_factory.mktemp("raspi4-artifact"), space=small,
                             measure_latency=False)
+
+
+@pytest.fixture(autouse=True)
+def own_registry_folders():
+    """`--profiles DIR` / `--targets DIR` add folders to the process-wide registries: a CLI run lasts one
+    process, a test must not leave its folders (and their same-named profiles) to the next test."""
+    from edgenas.profile import PROFILES
+    from edgenas.target import TARGETS
+
+    before = {r: list(r.extra_dirs) for r in (PROFILES, TARGETS)}
+    yield
+    for registry, dirs in before.items():
+        registry.extra_dirs[:] = dirs
