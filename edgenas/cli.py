@@ -189,13 +189,13 @@ def gate_cmd(artifact, profile, budget_ms, percentile, tolerance, baseline, max_
 def tune_cmd(profile, space, trials, db, data, as_json):
     """Tune every operator workload of the search space for the profile's target (MetaSchedule), once;
     any architecture then compiles with tuned schedules. A rerun resumes: tasks with their records are skipped."""
-    from .pipeline import data_space
+    from .pipeline import configured_space
     from .profile import PROFILES
     from .train import load_dataset
     from .tune import tune
 
     if data:
-        space = data_space(space, PROFILES.get(profile), load_dataset(data))
+        space = configured_space(space, PROFILES.get(profile), load_dataset(data))
     report = tune(profile, space, trials=trials, db=db, log=lambda m: click.echo(m, err=True))
     skipped = sum(t.skipped for t in report.tasks)
     if as_json:

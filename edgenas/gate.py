@@ -25,8 +25,9 @@ import numpy as np
 from . import host
 from .errors import EdgenasError
 from .measure import RUNTIMES, Remote, Stats, Timing, measure, remote_tvm_sessions, time_interleaved
-from .pipeline import LIBRARY, measurement_place, measurement_threads, sha256
+from .pipeline import measurement_place, measurement_threads
 from .profile import PROFILES, Profile
+from .runtime import LIBRARY, checked_library
 from .store import Store
 
 DEFAULTS = {"percentile": 90.0, "tolerance": 0.05, "max_regression": 0.10}
@@ -197,12 +198,7 @@ def _checked(directory: Path, profile: Profile) -> dict[str, Any]:
     except (ValueError, KeyError, IndexError, TypeError) as e:
         raise EdgenasError(f"{directory}/manifest.json is not an edgenas manifest ({type(e).__name__}: {e}); "
                            f"recompile the artifact with edgenas compile") from None
-    library = directory / LIBRARY
-    if not library.is_file():
-        raise EdgenasError(f"{directory} has no {LIBRARY}; recompile the artifact with edgenas compile")
-    if sha256(library) != digest:
-        raise EdgenasError(f"{library} does not match the SHA-256 in its manifest (changed or corrupt since it "
-                           f"was compiled); recompile the artifact with edgenas compile")
+    library = checked_library(directory, digest)
     target = profile.resolved_target()
     if built_name != target.name or built_tvm != target.tvm:
         differ = sorted(k for k in set(target.tvm) | set(built_tvm) if target.tvm.get(k) != built_tvm.get(k))

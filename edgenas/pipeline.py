@@ -7,7 +7,6 @@ profile -> network -> ONNX -> compiled library -> measurements -> store -> artif
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ from .header import c_header
 from .measure import Measurement, Remote, measure
 from .profile import PROFILES, Profile
 from .report import write_html
-from .runtime import LIBRARY
+from .runtime import LIBRARY, sha256
 from .spaces import SearchSpace, get_space
 from .store import Store
 from .target import ResolvedTarget
@@ -58,7 +57,7 @@ def build(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace =
     and compile it to out_dir/model.so with the schedules of `tuning_db` (default: `tune.default_database`).
     `space` is a space name (configured with the profile's batch) or a configured space."""
     target = profile.resolved_target()
-    sp = space if isinstance(space, SearchSpace) else get_space(space, batch=profile.batch)
+    sp = configured_space(space, profile)
     arch = sp.canonical(arch)
     model = sp.build(arch, seed=seed) if model is None else model
     exported = export_onnx(model, sp.input_shape, out_dir / "model.onnx", tolerance=TOLERANCE)
@@ -118,7 +117,7 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
     model = None
     if data is not None:
         dataset = load_dataset(data)
-        space = data_space(space, profile, dataset)
+        space = configured_space(space, profile, dataset)
         trained = train(lambda: space.build(space.canonical(arch), seed=seed), dataset, epochs=epochs, seed=seed,
                         log=log)
         model, extra["training"] = trained.model, training_report(dataset, trained, epochs, seed)
@@ -131,9 +130,12 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
     return write_artifact(b, out_dir, latency, extra if latency else {**extra, "not_measured_because": reason})
 
 
-def data_space(space: str | SearchSpace, profile: Profile, data: Dataset) -> SearchSpace:
-    """The search space configured for `data`'s images and classes and the profile's batch (the rest of a
-    configured space's settings, such as its width, kept)."""
+def configured_space(space: str | SearchSpace, profile: Profile, data: Dataset | None = None) -> SearchSpace:
+    """`space` as a configured search space: a name is configured with the profile's batch, a configured
+    space is kept; with `data`, its image size, channels and classes and the profile's batch replace those
+    settings (the rest, such as a configured space's width, kept)."""
+    if data is None:
+        return space if isinstance(space, SearchSpace) else get_space(space, batch=profile.batch)
     config = dataclasses.asdict(space.config) if isinstance(space, SearchSpace) else {}
     name = space.name if isinstance(space, SearchSpace) else space
     channels, size, _ = data.image_shape
@@ -172,10 +174,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
     memory_mb = memory_mb or profile.budgets.get("memory_mb")
     out_dir = prepare_output(out_dir)
     dataset = load_dataset(data) if data is not None else None
-    if dataset is not None:
-        sp = data_space(space, profile, dataset)
-    else:
-        sp = space if isinstance(space, SearchSpace) else get_space(space, batch=profile.batch)
+    sp = configured_space(space, profile, dataset)
     archs = list(sp.enumerate())
     x = np.stack([sp.encode(a) for a in archs])
     allowed = np.array([sp.costs(a).memory_mb <= memory_mb for a in archs]) if memory_mb else None
@@ -353,14 +352,6 @@ def prepare_output(out_dir: str | Path) -> Path:
         raise EdgenasError(f"cannot write to output directory {out_dir} ({e.strerror}); pass a writable "
                            f"directory with -o") from None
     return out_dir
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _versions() -> dict[str, str]:

@@ -72,14 +72,7 @@ def load(artifact_dir: str | Path) -> Model:
         raise EdgenasError(f"artifact directory {directory} does not exist; pass the directory that "
                            f"`edgenas compile -o DIR` wrote")
     manifest, inputs, outputs = _manifest(directory)
-    library = directory / LIBRARY
-    if not library.is_file():
-        raise EdgenasError(f"{library} is missing; compile the artifact again with `edgenas compile`")
-    with open(library, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    if digest != manifest["files"].get(LIBRARY):
-        raise EdgenasError(f"{library} does not match the SHA-256 in manifest.json (the file was changed or "
-                           f"truncated); compile the artifact again with `edgenas compile`")
+    library = checked_library(directory, manifest["files"].get(LIBRARY))
     target = manifest["target"]
     if target["machine"] != host.machine() or target["device"] != "cpu":
         raise EdgenasError(f"{library} was built for {target['machine']}/{target['device']} (target "
@@ -94,6 +87,22 @@ def load(artifact_dir: str | Path) -> Model:
         raise EdgenasError(f"TVM cannot load {library}: {str(e).splitlines()[0]}; compile the artifact again "
                            f"with `edgenas compile`") from None
     return Model(directory, manifest, inputs, outputs, vm, device)
+
+
+def checked_library(directory: Path, digest: str | None) -> Path:
+    """The artifact's library, after checking that it is there and is the file its manifest's `digest` names."""
+    library = directory / LIBRARY
+    if not library.is_file():
+        raise EdgenasError(f"{library} is missing; compile the artifact again with `edgenas compile`")
+    if sha256(library) != digest:
+        raise EdgenasError(f"{library} does not match the SHA-256 in manifest.json (the file was changed or "
+                           f"truncated); compile the artifact again with `edgenas compile`")
+    return library
+
+
+def sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _manifest(directory: Path) -> tuple[dict[str, Any], list[TensorSpec], list[TensorSpec]]:

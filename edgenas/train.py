@@ -248,7 +248,7 @@ def _labels(y: np.ndarray, path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
 
 
 def _check(d: Dataset) -> Dataset:
-    n, (c, h, w) = len(d.x), d.image_shape
+    n, (_, h, w) = len(d.x), d.image_shape
     if n != len(d.y):
         raise EdgenasError(f"{d.source}: {n} images but {len(d.y)} labels; give one label per image")
     if len(np.unique(d.y)) < 2:

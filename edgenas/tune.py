@@ -173,9 +173,8 @@ def tune(profile, space="nb201", trials: int = 64, db: str | Path | None = None,
 
     from .compile import lower
     from .export import export_onnx
-    from .pipeline import TOLERANCE
+    from .pipeline import TOLERANCE, configured_space
     from .profile import PROFILES
-    from .spaces import SearchSpace, get_space
 
     if trials < 1:
         raise EdgenasError(f"--trials must be at least 1, got {trials}")
@@ -184,7 +183,7 @@ def tune(profile, space="nb201", trials: int = 64, db: str | Path | None = None,
     if not target.runs_here or target.device != "cpu":
         raise EdgenasError(f"profile '{profile.name}' builds {target.machine}/{target.device} code; tuning times "
                            f"candidates on this machine's CPU, so run edgenas tune on the device itself")
-    sp = space if isinstance(space, SearchSpace) else get_space(space, batch=profile.batch)
+    sp = configured_space(space, profile)
     archs = [sp.canonical(a) for a in (archs or sp.tuning_archs())]
     path = Path(db) if db else database_path(target)
     database = open_database(path)

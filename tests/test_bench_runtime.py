@@ -1,5 +1,4 @@
 """The runtime benchmark on real runtimes: one NB201 network through TVM, onnxruntime and PyTorch eager."""
-import numpy as np
 import pytest
 
 from edgenas.errors import EdgenasError

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from edgenas.errors import EdgenasError
-from edgenas.pipeline import sha256
+from edgenas.runtime import sha256
 
 from .conftest import ARCH
 

@@ -129,11 +129,11 @@ def test_training_learns_is_reproducible_and_stops_early(small_digits):
 
 @pytest.fixture(scope="module")
 def small_digits(digits, small):
-    from edgenas.pipeline import data_space
+    from edgenas.pipeline import configured_space
     from edgenas.profile import PROFILES
 
     data = load_dataset(digits)
-    return data_space(small, PROFILES.get("host"), data), data
+    return configured_space(small, PROFILES.get("host"), data), data
 
 
 def test_compile_with_data_compiles_the_trained_weights(digits, small, tmp_path):
