@@ -213,25 +213,125 @@ def tune_cmd(profile, space, trials, db, data, as_json):
 
 @cli.command("measure")
 @click.option("--target", "-t", "profile", default="host", show_default=True, help="Device profile name.")
-@click.option("--arch", "-a", "archs", multiple=True, required=True, help="Architecture (repeatable).")
+@click.option("--arch", "-a", "archs", multiple=True, help="Architecture (repeatable).")
+@click.option("--archs", "archs_file", type=click.Path(dir_okay=False), default=None,
+              help="File of architectures: one per line ('#' comments), or a CSV with an 'arch' column.")
+@click.option("--sample", type=click.IntRange(min=1), default=None,
+              help="Measure N architectures sampled from the space (the same N and --seed give the same ones).")
+@click.option("--seed", default=0, show_default=True, help="Seed of --sample.")
+@click.option("--parallel", type=click.IntRange(min=1), default=None,
+              help="Devices measuring at once, on an RPC profile [default: every device under its key].")
 @click.option("--runtime", "runtimes", multiple=True, type=click.Choice(["tvm", "onnxruntime"]),
               help="Runtimes to time [default: tvm, and onnxruntime when measured on this machine].")
 @click.option("--space", default="nb201", show_default=True)
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="Measurement store (SQLite).")
 @click.option("--json", "as_json", is_flag=True)
-def measure_cmd(profile, archs, runtimes, space, db, as_json):
-    """Build, compile and time architectures on a profile; every result goes into the store."""
-    from .pipeline import measure_archs
+def measure_cmd(profile, archs, archs_file, sample, seed, parallel, runtimes, space, db, as_json):
+    """Build, compile and time architectures on a profile's device (on an RPC profile, across every device of
+    its key in parallel); each result goes into the store as it arrives, and what the store already holds for
+    the profile is skipped, so a rerun resumes."""
+    from .pipeline import configured_space, measure_archs
+    from .profile import PROFILES
 
-    rows = measure_archs(profile, list(archs), space=space, db=db, runtimes=runtimes or None)
+    sp = configured_space(space, PROFILES.get(profile))
+    wanted = list(archs) + (_read_archs(archs_file, sp) if archs_file else []) + (sp.sample(sample, seed) if sample else [])
+    if not wanted:
+        raise UserError("name the architectures to measure: --arch ARCH, --archs FILE or --sample N")
+    run = measure_archs(profile, wanted, space=sp, db=db, runtimes=runtimes or None, parallel=parallel,
+                        log=lambda m: click.echo(m, err=True))
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps({"rows": run.rows, "skipped": run.skipped, "failed": run.failed,
+                               "fleet": run.fleet.as_dict() if run.fleet else None,
+                               "seconds": round(run.seconds, 2)}, indent=2))
+    else:
+        for row in run.rows:
+            click.echo(row["arch"])
+            for runtime, s in row.items():
+                if runtime != "arch":
+                    click.echo(f"  {runtime:<12} p50 {s['p50_ms']:9.3f} ms  p90 {s['p90_ms']:9.3f} ms  "
+                               f"spread {100 * s['spread']:4.1f}%  on {s['device']}  stored as #{s['store_id']}")
+        rate = f", {60 * len(run.rows) / run.seconds:.1f} per minute" if run.rows and run.seconds else ""
+        click.echo(f"measured {len(run.rows)} in {run.seconds:.1f} s{rate}; {len(run.skipped)} already stored")
+        if run.fleet:
+            f = run.fleet
+            for device, n in sorted(f.jobs_per_device.items()):
+                canary = f"  reference {f.canary_ms[device]:.3f} ms" if device in f.canary_ms else ""
+                flag = f"  FLAGGED: {f.flagged[device]:.2f}x its siblings' median" if device in f.flagged else ""
+                click.echo(f"device {device:<21} {n:4d} measured{canary}{flag}")
+            for device, why in sorted(f.dropped.items()):
+                click.echo(f"device {device:<21} dropped: {why}")
+    if run.failed:
+        for arch, why in run.failed.items():
+            click.echo(f"failed {arch}: {why}", err=True)
+        click.echo(f"error: {len(run.failed)} architectures were not measured (above); run the same command again "
+                   f"to retry them", err=True)
+        sys.exit(1)
+
+
+def _read_archs(path: str, sp) -> list[str]:
+    """The architectures of a file: one per line ('#' comments and blank lines skipped), or a CSV whose header
+    has an 'arch' column; each checked against the space, an error naming the line."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise EdgenasError(f"cannot read {path} ({getattr(e, 'strerror', None) or e}); give a text file of "
+                           f"architectures") from None
+    numbered = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#")]
+    column = None
+    if numbered and "," in numbered[0][1]:
+        header = [h.strip() for h in numbered[0][1].split(",")]
+        if "arch" not in header:
+            raise EdgenasError(f"{path}: a CSV needs an 'arch' column (header: {numbered[0][1]}); add one, or "
+                               f"write one architecture per line")
+        column, numbered = header.index("arch"), numbered[1:]
+    archs = []
+    for n, line in numbered:
+        fields = line.split(",") if column is not None else [line]
+        try:
+            archs.append(sp.canonical(fields[column or 0].strip()))
+        except (EdgenasError, IndexError) as e:
+            raise EdgenasError(f"{path}:{n}: {e if isinstance(e, EdgenasError) else 'no arch field'}") from None
+    if not archs:
+        raise EdgenasError(f"{path} holds no architectures; write one per line")
+    return archs
+
+
+@cli.group("fleet")
+def fleet_group():
+    """Device fleets behind a TVM RPC tracker."""
+
+
+@fleet_group.command("status")
+@click.option("--tracker", default=None, help="The tracker's HOST:PORT.")
+@click.option("--target", "-t", "profile", default=None, help="Or an RPC profile, whose tracker is asked.")
+@click.option("--json", "as_json", is_flag=True)
+def fleet_status_cmd(tracker, profile, as_json):
+    """The keys a tracker knows, with their devices: how many, free, busy, and requests waiting."""
+    from .fleet import status
+    from .profile import PROFILES, TRACKER
+
+    if bool(tracker) == bool(profile):
+        raise UserError("give the tracker with --tracker HOST:PORT, or an RPC profile with --target (one of them)")
+    if profile:
+        how = PROFILES.get(profile).measure
+        if how["via"] != "rpc":
+            raise UserError(f"profile '{profile}' is not measured through a tracker (measure.via: {how['via']}); "
+                            f"give --tracker HOST:PORT")
+        tracker = how["tracker"]
+    elif not TRACKER.match(tracker):
+        raise UserError(f"--tracker '{tracker}' is not HOST:PORT; write e.g. --tracker 127.0.0.1:9190")
+    keys = status(tracker)
+    if as_json:
+        click.echo(json.dumps({"tracker": tracker, "keys": {k: {"devices": list(v.servers), "free": v.free,
+                                                                "busy": v.busy, "pending": v.pending}
+                                                            for k, v in keys.items()}}, indent=2))
         return
-    for row in rows:
-        click.echo(row.pop("arch"))
-        for runtime, s in row.items():
-            click.echo(f"  {runtime:<12} p50 {s['p50_ms']:9.3f} ms  p90 {s['p90_ms']:9.3f} ms  "
-                       f"spread {100 * s['spread']:4.1f}%  on {s['where']}  stored as #{s['store_id']}")
+    click.echo(f"tracker {tracker}: {len(keys)} keys, {sum(len(v.servers) for v in keys.values())} devices")
+    click.echo(f"{'key':<20} {'devices':>7} {'free':>5} {'busy':>5} {'waiting':>7}")
+    for k, v in keys.items():
+        click.echo(f"{k:<20} {len(v.servers):7d} {v.free:5d} {v.busy:5d} {v.pending:7d}")
+        for server in v.servers:
+            click.echo(f"  {server}")
 
 
 def _devices(text: str | None) -> list[str] | None:
@@ -341,6 +441,27 @@ def bench_runtime_cmd(profile, count, archs, space, as_json):
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(table(result))
+
+
+@bench_group.command("fleet")
+@click.option("--servers", default="1,2", show_default=True, help="Fleet sizes to time, comma-separated.")
+@click.option("--archs", "count", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Architectures sampled from the space, built once and timed by every fleet.")
+@click.option("--space", default="nb201", show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_fleet_cmd(servers, count, space, seed, as_json):
+    """Measurement throughput with 1, 2, ... devices: a real tracker and RPC servers on 127.0.0.1."""
+    from .bench_fleet import bench_fleet, table
+
+    try:
+        sizes = tuple(int(v) for v in servers.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise UserError(f"--servers '{servers}' is not a list of server counts; write e.g. --servers 1,2,4")
+    result = bench_fleet(sizes, count=count, space=space, seed=seed, log=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(result, indent=2) if as_json else table(result))
 
 
 @cli.command("predict")

@@ -24,7 +24,8 @@ import numpy as np
 
 from . import host
 from .errors import EdgenasError
-from .measure import RUNTIMES, Remote, Stats, Timing, measure, remote_tvm_sessions, time_interleaved
+from .fleet import time_remote
+from .measure import RUNTIMES, Measurement, Remote, Stats, Timing, measure, time_interleaved
 from .pipeline import measurement_place, measurement_threads
 from .profile import PROFILES, Profile
 from .runtime import LIBRARY, checked_library
@@ -85,8 +86,12 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
     begin = datetime.now(timezone.utc)
     notes: list[str] = []
     if old is None:
-        stats = _stable(lambda: _timed(new, x, threads, remote, timing, profile, db), notes, "the")
-        base_stats = None
+        m = _stable(lambda: _timed(new, x, threads, remote, timing), notes, "the")
+        stats, base_stats = m.stats, None
+        if db is not None:  # the measurement the verdict rests on, once
+            with Store(db) as store:
+                store.add(profile.name, new.get("space", "unknown"), new.get("arch", "unknown"), tuple(new["shape"]),
+                          new["target"]["tvm"], m)
     else:
         both = _stable(lambda: _interleaved(new, old, x, threads, remote, timing), notes, "the interleaved")
         stats, base_stats = both["new"], both["baseline"]
@@ -210,15 +215,11 @@ def _checked(directory: Path, profile: Profile) -> dict[str, Any]:
     return {**manifest, "directory": directory, "library": library, "shape": shape, "dtype": dtype}
 
 
-def _timed(artifact: dict[str, Any], x: np.ndarray, threads: int | None, remote: Remote | None, timing: Timing,
-           profile: Profile, db: str | Path | None) -> Stats:
+def _timed(artifact: dict[str, Any], x: np.ndarray, threads: int | None, remote: Remote | None,
+           timing: Timing) -> Measurement:
     m = measure("tvm", artifact["library"], x, threads=threads, timing=timing, remote=remote)
     _check_output(artifact, m.output)
-    if db is not None:
-        with Store(db) as store:
-            store.add(profile.name, artifact.get("space", "unknown"), artifact.get("arch", "unknown"),
-                      tuple(artifact["shape"]), artifact["target"]["tvm"], m)
-    return m.stats
+    return m
 
 
 def _interleaved(new: dict[str, Any], old: dict[str, Any], x: np.ndarray, threads: int | None,
@@ -228,11 +229,12 @@ def _interleaved(new: dict[str, Any], old: dict[str, Any], x: np.ndarray, thread
         raise EdgenasError(f"the baseline takes input {old['shape']} but the artifact {new['shape']}; compare "
                            f"artifacts of the same input shape")
     threads = threads or host.cores()
-    if remote:
-        pair = remote_tvm_sessions(remote, [new["library"], old["library"]], x, threads)
-    else:
-        pair = [RUNTIMES["tvm"](art["library"], x, threads, None) for art in (new, old)]
-    sessions = dict(zip(("new", "baseline"), pair))
+    if remote:  # both uploaded to one device and timed interleaved there
+        new_m, old_m = time_remote(remote, [new["library"], old["library"]], x, threads, timing)
+        _check_output(new, new_m.output)
+        _check_output(old, old_m.output)
+        return {"new": new_m.stats, "baseline": old_m.stats}
+    sessions = {"new": RUNTIMES["tvm"](new["library"], x, threads), "baseline": RUNTIMES["tvm"](old["library"], x, threads)}
     for name, art in (("new", new), ("baseline", old)):
         _check_output(art, sessions[name].output)
     return time_interleaved({n: s.run for n, s in sessions.items()}, timing)
@@ -262,8 +264,8 @@ def _stable(take, notes: list[str], what: str):
     return second
 
 
-def _each(taken: Stats | dict[str, Stats]) -> list[Stats]:
-    return [taken] if isinstance(taken, Stats) else list(taken.values())
+def _each(taken: Measurement | dict[str, Stats]) -> list[Stats]:
+    return [taken.stats] if isinstance(taken, Measurement) else list(taken.values())
 
 
 def _budget_check(stats: Stats, q: float, budget_ms: float, tolerance: float, source: str) -> Check:

@@ -4,8 +4,8 @@ Runtimes are registered by name (`tvm` for a compiled library, `onnxruntime` for
 turns a model file into a `Session` whose `run(n)` returns the mean seconds of n back-to-back inferences,
 timed inside the runtime where it can. `measure` is the one entry point: it pins the thread count, checks
 the output, and returns statistics over the repeats, flagged unstable when their spread stays wide.
-With a `Remote`, the `tvm` runtime uploads the library to a device that TVM's RPC tracker assigns for
-the key and times it there.
+With a `Remote`, the `tvm` runtime is timed on a device that TVM's RPC tracker assigns for the key
+(`fleet.time_remote`, which survives a device that hangs or disconnects).
 """
 from __future__ import annotations
 
@@ -36,10 +36,12 @@ class Remote:
     tracker: str
     key: str
     device: str = "cpu"  # cpu or cuda, on the remote side
-    timeout_s: float = 600.0
+    timeout_s: float = 600.0  # the longest one session on a device may last (the server ends it then)
+    call_timeout_s: float = 60.0  # the longest one RPC call may take before the device counts as hung
+    cpus: tuple[int, ...] = ()  # the device's cores its threads share; () = TVM's big cores first (phones)
 
 
-RUNTIMES: dict[str, Callable[[Path, np.ndarray, int, Remote | None], Session]] = {}
+RUNTIMES: dict[str, Callable[[Path, np.ndarray, int], Session]] = {}
 
 
 def register_runtime(name: str):
@@ -97,6 +99,7 @@ class Measurement:
     threads: int
     stats: Stats
     output: np.ndarray
+    device: str = "local"  # 'local', or the HOST:PORT of the RPC server that timed it
 
 
 def measure(runtime: str, model_path: str | Path, x: np.ndarray, threads: int | None = None,
@@ -106,7 +109,13 @@ def measure(runtime: str, model_path: str | Path, x: np.ndarray, threads: int | 
     if runtime not in RUNTIMES:
         raise EdgenasError(f"no runtime '{runtime}'; known: {', '.join(RUNTIMES)}")
     threads = threads or host.cores()
-    session = RUNTIMES[runtime](Path(model_path), x, threads, remote)
+    if remote:
+        if runtime != "tvm":
+            raise EdgenasError(f"{runtime} is timed on this machine only; measure the tvm runtime on remote devices")
+        from .fleet import time_remote
+
+        return time_remote(remote, [Path(model_path)], x, threads, timing)[0]
+    session = RUNTIMES[runtime](Path(model_path), x, threads)
     return Measurement(runtime, session.version, threads, time_session(session.run, timing), session.output)
 
 
@@ -148,34 +157,20 @@ def time_interleaved(runs: dict[str, Callable[[int], float]], timing: Timing) ->
 
 
 @register_runtime("tvm")
-def tvm_session(path: Path, x: np.ndarray, threads: int, remote: Remote | None) -> Session:
+def tvm_session(path: Path, x: np.ndarray, threads: int) -> Session:
     import tvm
 
-    if remote:
-        return remote_tvm_sessions(remote, [path], x, threads)[0]
     configure_tvm_threads(threads)
     try:
         lib = tvm.runtime.load_module(str(path))
     except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable files)
         raise EdgenasError(f"TVM cannot load {path}: {str(e).splitlines()[0]}; was it built for this "
                            f"machine ({host.machine()})?") from None
-    return _vm_session(lib, tvm.cpu(), x)
+    return vm_session(lib, tvm.cpu(), x)
 
 
-def remote_tvm_sessions(remote: Remote, paths: list[Path], x: np.ndarray, threads: int) -> list[Session]:
-    """Sessions of several libraries on one device of the tracker, in one RPC session (a device serves one
-    at a time), so they can be timed interleaved; each library is uploaded under a name of its own."""
-    rpc = connect(remote)
-    dev = rpc.cuda() if remote.device == "cuda" else rpc.cpu()
-    rpc.get_function("runtime.config_threadpool")(1, threads)  # 1: big cores first (big.LITTLE phones)
-    sessions = []
-    for i, path in enumerate(paths):
-        rpc.upload(str(path), target=f"{i}-{path.name}")
-        sessions.append(_vm_session(rpc.load_module(f"{i}-{path.name}"), dev, x))
-    return sessions
-
-
-def _vm_session(lib, dev, x: np.ndarray) -> Session:
+def vm_session(lib, dev, x: np.ndarray) -> Session:
+    """A session of the Relax VM in `lib` on `dev` (here, or a device of an RPC session) for input `x`."""
     import tvm
     from tvm import relax
 
@@ -202,32 +197,9 @@ def configure_tvm_threads(threads: int) -> None:
     tvm.get_global_func("runtime.config_threadpool")(-3, threads, allowed)
 
 
-def connect(remote: Remote):
-    """An RPC session on a free device of `remote.key`; a clear error when the tracker or device is missing."""
-    import socket
-
-    from tvm import rpc
-
-    host_name, _, port = remote.tracker.rpartition(":")
-    try:
-        socket.create_connection((host_name, int(port)), timeout=5).close()
-    except OSError as e:
-        raise EdgenasError(f"cannot reach the RPC tracker at {remote.tracker} ({e.strerror or e}); start it "
-                           f"(python -m tvm.exec.rpc_tracker) or fix measure.tracker in the profile") from None
-    tracker = rpc.connect_tracker(host_name, int(port))
-    queues = tracker.summary()["queue_info"]  # key -> {"free": n, "pending": n}
-    if remote.key not in queues:
-        raise EdgenasError(f"no device is registered under key '{remote.key}' at {remote.tracker} (keys: "
-                           f"{', '.join(queues) or 'none'}); start an rpc_server with --key {remote.key}")
-    return tracker.request(remote.key, priority=1, session_timeout=remote.timeout_s)
-
-
 @register_runtime("onnxruntime")
-def onnxruntime_session(path: Path, x: np.ndarray, threads: int, remote: Remote | None = None) -> Session:
+def onnxruntime_session(path: Path, x: np.ndarray, threads: int) -> Session:
     import onnxruntime as ort
-
-    if remote:
-        raise EdgenasError("onnxruntime is timed on this machine only; measure the tvm runtime on remote devices")
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads

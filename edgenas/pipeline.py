@@ -1,8 +1,9 @@
 """The path from an architecture to a measured artifact, in order:
 profile -> network -> ONNX -> compiled library -> measurements -> store -> artifact directory.
 
-`compile_artifact` is what `edgenas compile` runs; `measure_archs` is what `edgenas measure` runs. Both use
-`build` for the first steps, so an architecture is built, exported and compiled in exactly one way.
+`compile_artifact` is what `edgenas compile` runs; `measure_archs` is what `edgenas measure` runs (on an RPC
+profile across the devices of its fleet, `fleet.Fleet`). Both use `build` for the first steps, so an
+architecture is built, exported and compiled in exactly one way.
 """
 from __future__ import annotations
 
@@ -10,19 +11,21 @@ import dataclasses
 import json
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import __version__
+from . import __version__, host
 from .compile import CompiledLibrary, compile_onnx
 from .errors import EdgenasError
 from .export import INPUT_NAME, OUTPUT_NAME, ExportResult, check_output, export_onnx
+from .fleet import Fleet, FleetReport, Job, Result, devices
 from .header import c_header
-from .measure import Measurement, Remote, measure
+from .measure import Measurement, Remote, Timing, measure
 from .profile import PROFILES, Profile
 from .report import write_html
 from .runtime import LIBRARY, sha256
@@ -66,13 +69,17 @@ def build(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace =
 
 
 def measurement_place(profile: Profile, target: ResolvedTarget) -> Remote | None:
-    """Where `profile` is measured: None for this machine, a Remote for an RPC device; refuse otherwise."""
+    """Where `profile` is measured: None for this machine, a Remote for the devices of an RPC tracker's key
+    (the tracker is asked whether it has any); refuse otherwise."""
     how = profile.measure
     if how["via"] == "none":
         raise EdgenasError(f"profile '{profile.name}' is predict-only (measure.via: none); give it via: local "
                            f"or via: rpc to measure it")
     if how["via"] == "rpc":
-        return Remote(how["tracker"], how["key"], target.device, how.get("timeout_s", 600.0))
+        remote = Remote(how["tracker"], how["key"], target.device, how.get("timeout_s", Remote.timeout_s),
+                        how.get("call_timeout_s", Remote.call_timeout_s), tuple(how.get("cpus", ())))
+        devices(remote)  # the tracker is up and has devices of the key: checked before any work
+        return remote
     if not target.runs_here:
         raise EdgenasError(f"profile '{profile.name}' builds {target.machine}/{target.device} code, which cannot "
                            f"run on this machine; use --no-measure, or measure it on the device with via: rpc")
@@ -84,7 +91,8 @@ def measurement_threads(profile: Profile, target: ResolvedTarget, remote: Remote
     return target.tvm.get("num-cores") or (profile.hardware.get("cores") if remote else None)
 
 
-def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = None) -> dict[str, Any]:
+def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = None,
+               timing: Timing = Timing()) -> dict[str, Any]:
     """Time a built architecture where its profile says (this machine, or a device of an RPC tracker) on each
     runtime (default: tvm and, locally, onnxruntime for reference), check outputs, record each in `store`."""
     remote = measurement_place(b.profile, b.target)
@@ -92,15 +100,19 @@ def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = N
     results: dict[str, Any] = {}
     for runtime in runtimes or (("tvm",) if remote else ("tvm", "onnxruntime")):
         path = b.library.path if runtime == "tvm" else b.onnx.path
-        m: Measurement = measure(runtime, path, b.onnx.reference_input, threads=threads, remote=remote)
-        error = check_output(f"{runtime} ({b.arch})", m.output, b.onnx.reference_output, TOLERANCE)
-        record_id = store.add(b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, m) \
-            if store else None
-        results[runtime] = {**m.stats.as_dict(), "threads": m.threads, "version": m.runtime_version,
-                            "where": f"rpc {remote.tracker} key {remote.key}" if remote and runtime == "tvm"
-                            else "this machine",
-                            "max_abs_error_vs_pytorch": error, "store_id": record_id}
+        m = measure(runtime, path, b.onnx.reference_input, threads=threads, timing=timing, remote=remote)
+        results[runtime] = record_measurement(b, m, remote, store)
     return results
+
+
+def record_measurement(b: Built, m: Measurement, remote: Remote | None, store: Store | None) -> dict[str, Any]:
+    """Check a measurement's output against PyTorch's, record it in `store`, and return its report entry."""
+    error = check_output(f"{m.runtime} ({b.arch})", m.output, b.onnx.reference_output, TOLERANCE)
+    record_id = store.add(b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, m) \
+        if store else None
+    return {**m.stats.as_dict(), "threads": m.threads, "version": m.runtime_version,
+            "where": f"rpc {remote.tracker} key {remote.key}" if remote and m.runtime == "tvm" else "this machine",
+            "device": m.device, "max_abs_error_vs_pytorch": error, "store_id": record_id}
 
 
 def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, space: str | SearchSpace = "nb201",
@@ -183,8 +195,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
     shots = accuracy_shot_pairs(sp, archs, allowed, dataset, accuracy_shots, shot_epochs, seed, log) \
         if accuracy_shots else {}
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
-        latest = {r.arch: r.p50_ms for r in store.records(profile=profile.name, runtime="tvm", space=sp.name)
-                  if r.input_shape == sp.input_shape}
+        latest = store.latest(profile.name, sp.name, sp.input_shape)
         support = ([sp.index(a) for a in latest], list(latest.values()))
         log(f"{len(latest)} stored measurements of '{profile.name}' condition the predictor")
         if not profile.measurable and not latest:
@@ -324,19 +335,76 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
     return Artifact(out_dir, manifest, report)
 
 
-def measure_archs(profile: str | Profile, archs: list[str], space: str = "nb201", db: str | Path | None = None,
-                  runtimes: Iterable[str] | None = None, tuning_db: str | Path | None = None) -> list[dict[str, Any]]:
-    """`edgenas measure`: build, compile, time and record each architecture; return one row per arch."""
+@dataclass(frozen=True)
+class MeasureRun:
+    rows: list[dict[str, Any]]  # one per architecture measured now, in the order the results arrived
+    skipped: list[str]  # architectures the store already held for the profile
+    failed: dict[str, str]  # architecture -> why it could not be measured (RPC profiles; locally an error stops)
+    fleet: FleetReport | None  # devices used, dropped and flagged (RPC profiles)
+    seconds: float
+
+
+def measure_archs(profile: str | Profile, archs: list[str], space: str | SearchSpace = "nb201",
+                  db: str | Path | None = None, runtimes: Iterable[str] | None = None,
+                  tuning_db: str | Path | None = None, parallel: int | None = None, timing: Timing = Timing(),
+                  log: Callable[[str], None] = lambda _: None) -> MeasureRun:
+    """`edgenas measure`: build, compile, time and record each architecture the store does not hold yet for the
+    profile (so a rerun resumes). An RPC profile's architectures are timed across the devices of its key,
+    `parallel` at a time (default: every device registered), while the next ones are built; each result is
+    stored as it arrives."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
-    measurement_place(profile, profile.resolved_target())
-    rows = []
+    target = profile.resolved_target()
+    remote = measurement_place(profile, target)
+    runtimes = tuple(runtimes or (("tvm",) if remote else ("tvm", "onnxruntime")))
+    if remote and runtimes != ("tvm",):
+        raise EdgenasError(f"profile '{profile.name}' is measured on RPC devices, which run the tvm runtime only; "
+                           f"leave out --runtime")
+    if parallel and parallel > 1 and not remote:
+        raise EdgenasError(f"--parallel {parallel} needs a fleet: profile '{profile.name}' is measured on this "
+                           f"machine, where parallel timings would share its cores; measure one at a time, or "
+                           f"use a profile with measure.via: rpc")
+    sp = configured_space(space, profile)
+    wanted = list(dict.fromkeys(sp.canonical(a) for a in archs))
+    start = time.monotonic()
+    rows: list[dict[str, Any]] = []
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
-        for i, arch in enumerate(archs):
-            work = Path(tmp) / str(i)  # a library path of its own: dlopen reuses a path loaded before
-            work.mkdir()
-            b = build(profile, arch, work, space=space, tuning_db=tuning_db)
-            rows.append({"arch": b.arch, **time_built(b, store, runtimes)})
-    return rows
+        stored = [store.latest(profile.name, sp.name, sp.input_shape, r) for r in runtimes]
+        skipped = [a for a in wanted if all(a in s for s in stored)]
+        todo = [a for a in wanted if a not in skipped]
+        log(f"{len(wanted)} architectures: {len(skipped)} already in the store for '{profile.name}', "
+            f"{len(todo)} to measure")
+
+        def builds() -> Iterator[Built]:
+            for i, arch in enumerate(todo):
+                work = Path(tmp) / str(i)  # a library path of its own: dlopen reuses a path loaded before
+                work.mkdir()
+                yield build(profile, arch, work, space=sp, tuning_db=tuning_db)
+
+        def done(b: Built, latency: dict[str, Any]) -> None:
+            rows.append({"arch": b.arch, **latency})
+            t = latency["tvm"] if "tvm" in latency else next(iter(latency.values()))
+            log(f"[{len(rows)}/{len(todo)}] p50 {t['p50_ms']:.3f} ms on {t['device']}, stored as #{t['store_id']}: "
+                f"{b.arch}")
+
+        if remote is None:
+            for b in builds():
+                done(b, time_built(b, store, runtimes, timing))
+            return MeasureRun(rows, skipped, {}, None, time.monotonic() - start)
+        building: dict[str, Built] = {}
+
+        def jobs() -> Iterator[Job]:
+            for b in builds():
+                building[b.arch] = b
+                yield Job(b.arch, (b.library.path,), b.onnx.reference_input)
+
+        def arrived(result: Result) -> None:
+            b = building.pop(result.job.key)
+            done(b, {"tvm": record_measurement(b, result.measurements[0], remote, store)})
+
+        threads = measurement_threads(profile, target, remote) or host.cores()
+        report = Fleet(remote, threads, timing, parallel, canary=True, log=log).run(jobs(), arrived)
+    return MeasureRun(rows, skipped, {str(k): v for k, v in report.failed.items()}, report,
+                      time.monotonic() - start)
 
 
 def prepare_output(out_dir: str | Path) -> Path:

@@ -45,9 +45,11 @@ SPEC = {
         "tracker": Field("str"),
         "key": Field("str"),
         "timeout_s": Field("number", minimum=1),
+        "call_timeout_s": Field("number", minimum=0.1),
+        "cpus": Field("list"),
     }),
 }
-_TRACKER = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
+TRACKER = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,15 @@ def _check_measure(measure: dict[str, Any], src: str) -> None:
         for key in ("tracker", "key"):
             if key not in measure:
                 raise EdgenasError(f"{src}: measure.{key} is missing; 'via: rpc' needs tracker: HOST:PORT and key: KEY")
-        if not _TRACKER.match(measure["tracker"]):
+        if not TRACKER.match(measure["tracker"]):
             raise EdgenasError(f"{src}: measure.tracker '{measure['tracker']}' is not HOST:PORT; write e.g. "
                                f"tracker: 127.0.0.1:9190")
+        cpus = measure.get("cpus")
+        if cpus is not None and (not cpus or not all(type(c) is int and c >= 0 for c in cpus)):
+            raise EdgenasError(f"{src}: measure.cpus {cpus!r} is not a list of core numbers; write e.g. "
+                               f"cpus: [0, 1, 2, 3], or leave it out for the big cores first")
     else:
-        extra = [k for k in ("tracker", "key") if k in measure]
+        extra = [k for k in ("tracker", "key", "timeout_s", "call_timeout_s", "cpus") if k in measure]
         if extra:
             raise EdgenasError(f"{src}: measure.{extra[0]} only applies to 'via: rpc'; remove it or set via: rpc")
 

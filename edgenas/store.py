@@ -42,6 +42,10 @@ MIGRATIONS = [
     );
     CREATE INDEX measurements_profile ON measurements (profile, runtime, space, arch);
     """,
+    # v2: which device took the measurement: 'local' (this machine) or the HOST:PORT of an RPC server
+    """
+    ALTER TABLE measurements ADD COLUMN device TEXT NOT NULL DEFAULT 'local';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -69,6 +73,7 @@ class Record:
     min_ms: float
     stable: bool
     machine: str
+    device: str
 
 
 class Store:
@@ -125,7 +130,7 @@ class Store:
                    std_ms=s.std_ms, spread=s.spread, repeats=s.repeats, number=s.number, stable=int(s.stable),
                    target=json.dumps(target, sort_keys=True), edgenas_version=__version__,
                    tvm_version=tvm.__version__, runtime_version=m.runtime_version, machine=digest,
-                   machine_facts=json.dumps(facts, sort_keys=True))
+                   machine_facts=json.dumps(facts, sort_keys=True), device=m.device)
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self.db:  # BEGIN ... COMMIT, rolled back on error
@@ -141,7 +146,7 @@ class Store:
                 where.append(f"{column} = ?")
                 args.append(value)
         sql = ("SELECT id, created_at, profile, runtime, space, arch, input_shape, threads, p50_ms, p90_ms, min_ms, "
-               "stable, machine FROM measurements")
+               "stable, machine, device FROM measurements")
         if where:
             sql += " WHERE " + " AND ".join(where)
         for row in self.db.execute(sql + " ORDER BY id", args):
@@ -149,3 +154,9 @@ class Store:
             values[6] = tuple(json.loads(values[6]))
             values[11] = bool(values[11])
             yield Record(*values)
+
+    def latest(self, profile: str, space: str, input_shape: tuple[int, ...], runtime: str = "tvm") -> dict[str, float]:
+        """The newest p50 (ms) of each architecture measured for `profile` on `runtime` with this input shape:
+        what the store knows of the device, wherever it was measured (here, or on any device of its fleet)."""
+        return {r.arch: r.p50_ms for r in self.records(profile=profile, runtime=runtime, space=space)
+                if r.input_shape == tuple(input_shape)}

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from edgenas.loopback import LoopbackFleet, free_port  # noqa: F401  (free_port: imported by the tests from here)
 from edgenas.spaces import get_space
 
 # The cell of NB201's best-known CIFAR-10 architecture family: convolutions, a pool and skips.
@@ -70,52 +71,22 @@ def write_yaml(tmp_path: Path):
     return write
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def loopback_fleet():
+    fleet = LoopbackFleet()
+    yield fleet
+    fleet.close()
 
 
 @pytest.fixture(scope="session")
 def rpc_tracker():
     """A real TVM RPC tracker with one RPC server under the key 'loopback', both bound to 127.0.0.1."""
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    from tvm import rpc
-
-    port = free_port()
-    procs = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port",
-                               str(port), "--port-end", str(port + 1)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    fleet = LoopbackFleet()
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:  # not listening yet
-                assert time.time() < deadline, "the RPC tracker did not start"
-                time.sleep(0.2)
-        server_port = free_port()
-        procs.append(subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
-                                       "--port", str(server_port), "--port-end", str(server_port + 1),
-                                       "--tracker", f"127.0.0.1:{port}", "--key", "loopback"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
-        while "loopback" not in rpc.connect_tracker("127.0.0.1", port).summary()["queue_info"]:
-            assert time.time() < deadline, "the RPC server did not register"
-            time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
-    finally:  # the tracker and server do their work in child processes: end each whole process group
-        for p in procs:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+        fleet.add_servers("loopback")
+        yield fleet.tracker
+    finally:
+        fleet.close()
 
 
 SHARED_NB201 = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "nb201"

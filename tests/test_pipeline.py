@@ -76,10 +76,16 @@ def test_predict_only_profile_compiles_without_measuring(tmp_path):
     assert not report["measured"] and report["latency_ms"] == {}
 
 
-def test_measure_records_each_runtime(tmp_path):
+def test_measure_records_each_runtime_and_a_rerun_skips_what_is_stored(tmp_path):
     db = tmp_path / "db.sqlite"
-    rows = json.loads(edgenas("measure", "-t", "host", "-a", ARCH_CHEAP, "--db", str(db), "--json").stdout)
-    assert [r["arch"] for r in rows] == [ARCH_CHEAP]
+    archs = tmp_path / "archs.csv"
+    archs.write_text(f"index,arch\n7,{ARCH_CHEAP}\n")
+    run = json.loads(edgenas("measure", "-t", "host", "--archs", str(archs), "--db", str(db), "--json").stdout)
+    assert [r["arch"] for r in run["rows"]] == [ARCH_CHEAP] and run["skipped"] == [] and run["fleet"] is None
+    assert run["rows"][0]["tvm"]["device"] == "local"
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 2
+    again = edgenas("measure", "-t", "host", "-a", ARCH_CHEAP, "--db", str(db))
+    assert "measured 0 in" in again.stdout and "1 already stored" in again.stdout
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 2
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from edgenas.errors import EdgenasError
 from edgenas.measure import Measurement, Stats
-from edgenas.store import SCHEMA_VERSION, Store
+from edgenas.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 from .conftest import ARCH
 
@@ -79,3 +79,34 @@ def test_a_crash_loses_nothing_already_written(tmp_path):
     with Store(path) as store:
         rows = list(store.records())
     assert [r.arch for r in rows] == [f"arch{i}" for i in range(5)]
+
+
+def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_rows(tmp_path):
+    """v1 files (before measurements named their device) open as v2: old rows were taken on this machine."""
+    path = tmp_path / "v1.sqlite"
+    with Store(path) as store:
+        store.add("host", "nb201", ARCH, (1, 3, 32, 32), {}, fake_measurement(2.0))
+    db = sqlite3.connect(path)
+    cols = [r[1] for r in db.execute("PRAGMA table_info(measurements)") if r[1] not in ("id", "device")]
+    db.executescript(f"CREATE TABLE old AS SELECT {', '.join(cols)} FROM measurements; DROP TABLE measurements;"
+                     + MIGRATIONS[0] + f"; INSERT INTO measurements ({', '.join(cols)}) SELECT * FROM old; "
+                     "DROP TABLE old; PRAGMA user_version = 1;")
+    db.close()
+    with Store(path) as store:
+        (record,) = store.records()
+        remote = Measurement("tvm", "0.27.0", 1, fake_measurement(3.0).stats, None, device="10.0.0.7:9090")
+        store.add("board", "nb201", ARCH, (1, 3, 32, 32), {}, remote)
+        devices = [r.device for r in store.records()]
+    assert (record.arch, record.p50_ms, record.device) == (ARCH, 2.0, "local")
+    assert devices == ["local", "10.0.0.7:9090"]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
+def test_latest_is_the_newest_measurement_of_each_arch_at_the_input_shape(tmp_path):
+    with Store(tmp_path / "db.sqlite") as store:
+        store.add("host", "nb201", ARCH, (1, 3, 32, 32), {}, fake_measurement(5.0))
+        store.add("host", "nb201", ARCH, (1, 3, 32, 32), {}, fake_measurement(4.0))
+        store.add("host", "nb201", "other", (1, 3, 64, 64), {}, fake_measurement(9.0))
+        store.add("raspi4", "nb201", "other", (1, 3, 32, 32), {}, fake_measurement(9.0))
+        assert store.latest("host", "nb201", (1, 3, 32, 32)) == {ARCH: 4.0}
+        assert store.latest("host", "nb201", (1, 3, 32, 32), runtime="onnxruntime") == {}

@@ -72,6 +72,26 @@ class SearchSpace(ABC):
     def input_shape(self) -> tuple[int, ...]:
         """The network's input shape, batch first."""
 
+    def is_degenerate(self, arch: str) -> bool:
+        """Whether the network's output does not depend on its input (no path from input to output)."""
+        return False
+
+    def sample(self, n: int, seed: int = 0) -> list[str]:
+        """`n` distinct architectures drawn uniformly (each decision at random), degenerate ones left out; the
+        same `seed` draws the same list, and a larger `n` extends a smaller one's."""
+        from ..errors import EdgenasError
+
+        rng = np.random.default_rng(seed)
+        picked: dict[str, None] = {}
+        for _ in range(100 * n + 1000):
+            if len(picked) == n:
+                return list(picked)
+            arch = self.from_choices(tuple(int(rng.integers(k)) for k in self.decisions))
+            if not self.is_degenerate(arch):
+                picked[arch] = None
+        raise EdgenasError(f"search space '{self.name}' gave only {len(picked)} distinct architectures for "
+                           f"--sample {n}; sample fewer")
+
     def tuning_archs(self) -> list[str]:
         """Architectures whose operator workloads together cover every architecture of the space: what
         `edgenas tune` tunes, so that any architecture then compiles from the tuning database."""
