@@ -101,8 +101,8 @@ def time_runtimes(b, model, threads: int, timing: Timing) -> dict[str, Any]:
     x = b.onnx.reference_input
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
-    sessions = {"tvm": RUNTIMES["tvm"](b.library.path, x, threads, None),
-                "onnxruntime": RUNTIMES["onnxruntime"](b.onnx.path, x, threads, None),
+    sessions = {"tvm": RUNTIMES["tvm"](b.library.path, x, threads),
+                "onnxruntime": RUNTIMES["onnxruntime"](b.onnx.path, x, threads),
                 "pytorch": pytorch_session(model, x, threads)}
     errors = {n: check_output(f"{n} ({b.arch})", s.output, expected, TOLERANCE) for n, s in sessions.items()}
     stats = time_interleaved({n: s.run for n, s in sessions.items()}, timing)

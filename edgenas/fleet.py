@@ -106,11 +106,12 @@ def _open_tracker(tracker: str, timeout: float) -> socket.socket:
 
 
 def _reason(e: BaseException) -> str:
-    """A short reason for a socket or RPC error: its OS error text, else its first line, else its type."""
+    """A short reason for a socket or RPC error: its OS error text, else the last line of its message (TVM puts
+    the cause there, after tracebacks and "Error caught from RPC call:"), else its type."""
     if isinstance(e, socket.timeout):
         return "timed out"
-    text = str(e).strip()
-    return getattr(e, "strerror", None) or (text.splitlines()[0] if text else type(e).__name__)
+    lines = [line.strip() for line in str(e).splitlines() if line.strip() and not line.strip().endswith("RPC call:")]
+    return getattr(e, "strerror", None) or (lines[-1][:300] if lines else type(e).__name__)
 
 
 def disagreeing(canary_ms: dict[str, float], factor: float = 1.5) -> dict[str, float]:

@@ -71,13 +71,6 @@ def write_yaml(tmp_path: Path):
     return write
 
 
-@pytest.fixture
-def loopback_fleet():
-    fleet = LoopbackFleet()
-    yield fleet
-    fleet.close()
-
-
 @pytest.fixture(scope="session")
 def rpc_tracker():
     """A real TVM RPC tracker with one RPC server under the key 'loopback', both bound to 127.0.0.1."""
