@@ -16,7 +16,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # Where pip has no local CPU wheel, TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu avoids the CUDA build.
   .venv/bin/python -m pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  # [mobile]: LiteRT export and timing (litert-torch, ai-edge-litert), which the tests exercise too.
+  .venv/bin/python -m pip install -q -e ".[dev,mobile]"
   touch "$stamp"
 fi
 

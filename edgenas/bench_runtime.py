@@ -4,6 +4,7 @@ Each architecture is built once (the network, its ONNX export and the TVM librar
 target's tuning database), then run by TVM, onnxruntime and PyTorch eager with the same thread count; their
 repeats are interleaved (`measure.time_interleaved`), so load on the machine falls on all runtimes alike.
 Every runtime's output is checked against PyTorch's before its time counts. Ratios are against onnxruntime.
+With the [mobile] extra, LiteRT (the .tflite conversion, XNNPACK, same threads) runs beside them.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import host
+from . import host, mobile
 from .errors import EdgenasError
 from .export import check_output
 from .measure import RUNTIMES, Session, Timing, time_interleaved
@@ -44,7 +45,7 @@ def bench_runtime(profile: str = "host", archs: list[str] | None = None, count: 
         for k, arch in enumerate(archs):
             work = Path(tmp) / str(k)
             work.mkdir()
-            b = build(prof, arch, work, space=space, seed=seed)
+            b = build(prof, arch, work, space=space, seed=seed, tflite=mobile.available())
             row = time_runtimes(b, sp.build(arch, seed=seed).eval(), threads, timing)
             row.update(arch=arch, mflops=round(sp.costs(arch).flops / 1e6, 3), tuned_kernels=len(b.library.tuned),
                        fallback_kernels=len(b.library.fallback))
@@ -54,10 +55,13 @@ def bench_runtime(profile: str = "host", archs: list[str] | None = None, count: 
                                                       for n, r in row["runtimes"].items()))
     ratios = [r["runtimes"]["tvm"]["ratio_vs_onnxruntime"] for r in rows]
     eager = [r["runtimes"]["pytorch"]["ratio_vs_onnxruntime"] for r in rows]
+    lite = [r["runtimes"]["litert"]["ratio_vs_onnxruntime"] for r in rows if "litert" in r["runtimes"]]
     return {"profile": profile, "target": target.tvm, "threads": threads, "space": space,
             "archs": rows, "median_ratio_tvm_vs_onnxruntime": float(np.median(ratios)),
             "max_ratio_tvm_vs_onnxruntime": float(np.max(ratios)),
             "median_ratio_pytorch_vs_onnxruntime": float(np.median(eager)),
+            "median_ratio_litert_vs_onnxruntime": float(np.median(lite)) if lite else None,
+            "litert": None if lite else mobile.MISSING,
             "tuning_db": str(tuning_db) if tuning_db else None}
 
 
@@ -75,9 +79,11 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"{row['mflops']:8.1f} {tuned:>6}  " + "  ".join(f"{c:>21}" for c in cells) + f"  {row['arch']}")
     if any(not r["stable"] for row in result["archs"] for r in row["runtimes"].values()):
         lines.append("! spread stayed wide (the machine was busy): those medians are less certain; run again")
+    lite = result["median_ratio_litert_vs_onnxruntime"]
     lines.append(f"median ratio tvm/onnxruntime {result['median_ratio_tvm_vs_onnxruntime']:.3f} "
                  f"(max {result['max_ratio_tvm_vs_onnxruntime']:.3f}); pytorch/onnxruntime "
-                 f"{result['median_ratio_pytorch_vs_onnxruntime']:.3f}")
+                 f"{result['median_ratio_pytorch_vs_onnxruntime']:.3f}"
+                 + (f"; litert/onnxruntime {lite:.3f}" if lite is not None else f"\n{result['litert']}"))
     return "\n".join(lines)
 
 
@@ -103,7 +109,8 @@ def time_runtimes(b, model, threads: int, timing: Timing) -> dict[str, Any]:
         expected = model(torch.from_numpy(x)).numpy()
     sessions = {"tvm": RUNTIMES["tvm"](b.library.path, x, threads),
                 "onnxruntime": RUNTIMES["onnxruntime"](b.onnx.path, x, threads),
-                "pytorch": pytorch_session(model, x, threads)}
+                "pytorch": pytorch_session(model, x, threads),
+                **({"litert": RUNTIMES["litert"](b.tflite.path, x, threads)} if b.tflite else {})}
     errors = {n: check_output(f"{n} ({b.arch})", s.output, expected, TOLERANCE) for n, s in sessions.items()}
     stats = time_interleaved({n: s.run for n, s in sessions.items()}, timing)
     base = stats["onnxruntime"].p50_ms

@@ -101,7 +101,8 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
         click.echo(json.dumps(art.report, indent=2))
         return
     r = art.report
-    click.echo(f"artifact   {art.directory}/  (model.onnx, model.so, manifest.json, report.json, report.html)")
+    files = "model.onnx, model.so, " + ("model.tflite, " if (art.report.get("litert") or {}).get("file") else "")
+    click.echo(f"artifact   {art.directory}/  ({files}manifest.json, report.json, report.html)")
     click.echo(f"arch       {r['arch']}")
     c = r["costs"]
     click.echo(f"costs      {c['mflops']:.1f} MFLOPs, {c['params'] / 1e6:.3f} M params, "
@@ -140,6 +141,16 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
                    f"{s['where']}){flag}")
     if "tvm_vs_onnxruntime" in r:
         click.echo(f"ratio      tvm / onnxruntime = {r['tvm_vs_onnxruntime']:.2f}")
+    lite = r.get("litert")
+    if lite and "missing" in lite:
+        click.echo(f"litert     {lite['missing']}")
+    elif lite:
+        click.echo(f"litert     {lite['file']} by {lite['converter']} in {lite['seconds']:.1f} s, LiteRT output within "
+                   f"{lite['max_abs_error_vs_pytorch']:.2g} of PyTorch's")
+        if "latency_here" in lite:
+            s = lite["latency_here"]
+            click.echo(f"litert     p50 {s['p50_ms']:.3f} ms  p90 {s['p90_ms']:.3f} ms on this machine ({s['version']}, "
+                       f"{s['threads']} threads; stored under profile 'host': it says nothing of the device)")
     for c in r.get("search", {}).get("candidates", []):
         predicted = "reference" if c["predicted_ms"] is None else f"{c['predicted_ms']:9.3f}"
         click.echo(f"candidate  predicted {predicted:>9} ms  measured {c['measured_ms']:9.3f} ms  "
@@ -221,8 +232,9 @@ def tune_cmd(profile, space, trials, db, data, as_json):
 @click.option("--seed", default=0, show_default=True, help="Seed of --sample.")
 @click.option("--parallel", type=click.IntRange(min=1), default=None,
               help="Devices measuring at once, on an RPC profile [default: every device under its key].")
-@click.option("--runtime", "runtimes", multiple=True, type=click.Choice(["tvm", "onnxruntime"]),
-              help="Runtimes to time [default: tvm, and onnxruntime when measured on this machine].")
+@click.option("--runtime", "runtimes", multiple=True, type=click.Choice(["tvm", "onnxruntime", "litert"]),
+              help="Runtimes to time [default: tvm; on this machine also onnxruntime, and litert where the profile "
+                   "ships LiteRT].")
 @click.option("--space", default="nb201", show_default=True)
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="Measurement store (SQLite).")
 @click.option("--json", "as_json", is_flag=True)
@@ -498,7 +510,7 @@ def profiles_list():
 
     for name in PROFILES.names():
         p = PROFILES.get(name)
-        click.echo(f"{name:<16} {p.kind:<11} {p.target:<13} {p.measure['via']:<6} {p.description}")
+        click.echo(f"{name:<16} {p.kind:<11} {p.target:<13} {p.runtime:<7} {p.measure['via']:<6} {p.description}")
 
 
 @profiles_group.command("show")

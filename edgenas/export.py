@@ -1,10 +1,13 @@
 """PyTorch -> ONNX: batch norms folded into their convolutions, exported (opset 18), simplified with onnxsim,
-checked with onnx.checker, and verified numerically against PyTorch with onnxruntime."""
+checked with onnx.checker, and verified numerically against PyTorch with onnxruntime. PyTorch -> .tflite for
+LiteRT (the [mobile] extra, `mobile.py`): the same folded network converted with litert-torch and verified with
+the LiteRT interpreter."""
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +73,36 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
         raise EdgenasError(f"cannot write {path} ({e.strerror}); choose a writable output directory") from None
     error = check_output("onnxruntime", onnxruntime_session(path, x.numpy(), threads=1).output, expected, tolerance)
     return ExportResult(path, tuple(input_shape), tuple(expected.shape), error, x.numpy(), expected)
+
+
+@dataclass(frozen=True)
+class TFLiteExport:
+    path: Path
+    max_abs_error: float  # the LiteRT interpreter vs PyTorch on the reference input
+    seconds: float  # conversion and check
+    converter: str
+
+
+def export_tflite(model: nn.Module, x: np.ndarray, expected: np.ndarray, path: str | Path,
+                  tolerance: float = 1e-4) -> TFLiteExport:
+    """Write `model` as a float32 .tflite file at `path` with litert-torch (taking the same NCHW input as the ONNX
+    file) and verify it with the LiteRT interpreter: its output for `x` against PyTorch's, `expected`."""
+    from .measure import RUNTIMES
+    from .mobile import captured_output, converter
+
+    start = time.perf_counter()
+    litert_torch = converter()
+    model = fold_batch_norms(model.eval())
+    try:
+        with captured_output(), torch.no_grad():  # the converter prints progress and warnings from C++ too
+            litert_torch.convert(model, (torch.from_numpy(x),)).export(str(path))
+    except OSError as e:
+        raise EdgenasError(f"cannot write {path} ({e.strerror}); choose a writable output directory") from None
+    except Exception as e:  # noqa: BLE001  (the converter raises many types; all mean "cannot convert")
+        raise EdgenasError(f"litert-torch cannot convert this network ({type(e).__name__}: "
+                           f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}); report it as a bug") from None
+    error = check_output("litert", RUNTIMES["litert"](Path(path), x, 1).output, expected, tolerance)
+    return TFLiteExport(Path(path), error, time.perf_counter() - start, f"litert-torch {litert_torch.__version__}")
 
 
 def check_output(what: str, got: np.ndarray, expected: np.ndarray, tolerance: float) -> float:

@@ -197,6 +197,50 @@ def configure_tvm_threads(threads: int) -> None:
     tvm.get_global_func("runtime.config_threadpool")(-3, threads, allowed)
 
 
+@register_runtime("litert")
+def litert_session(path: Path, x: np.ndarray, threads: int) -> Session:
+    """A .tflite model on the LiteRT interpreter (the [mobile] extra) with `threads` threads and the XNNPACK
+    delegate it applies by default; the version says whether the graph was delegated (a DELEGATE node)."""
+    from .mobile import captured_output, interpreter
+
+    interpreter_class = interpreter()
+    try:
+        with captured_output():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            it = interpreter_class(model_path=str(path), num_threads=threads)
+            it.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise EdgenasError(f"LiteRT cannot load {path}: {str(e).strip().splitlines()[0]}; is it a .tflite "
+                           f"model?") from None
+    # The execution graph: the delegate replaces the nodes it runs by one DELEGATE node. (No reference to the
+    # graph may outlive this line: the interpreter refuses to run while one exists.)
+    delegated = any(it._interpreter.NodeName(i) == "DELEGATE" for i in range(it._interpreter.NumNodes()))
+    delegate = "XNNPACK" if delegated else "no delegate"
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    if tuple(inp["shape"]) != x.shape:
+        raise EdgenasError(f"{path} takes input {list(inp['shape'])}, not {list(x.shape)}; rebuild it for this shape")
+    it.set_tensor(inp["index"], x)
+    it.invoke()
+    output = it.get_tensor(out["index"]).copy()
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            it.invoke()
+        return (time.perf_counter() - t0) / n
+
+    module = interpreter_class.__module__.partition(".")[0]
+    return Session(run, output, f"{module} {_version(module)} ({delegate})")
+
+
+def _version(module: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(module.replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 @register_runtime("onnxruntime")
 def onnxruntime_session(path: Path, x: np.ndarray, threads: int) -> Session:
     import onnxruntime as ort

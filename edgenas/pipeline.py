@@ -19,16 +19,16 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import __version__, host
+from . import __version__, host, mobile
 from .compile import CompiledLibrary, compile_onnx
 from .errors import EdgenasError
-from .export import INPUT_NAME, OUTPUT_NAME, ExportResult, check_output, export_onnx
+from .export import INPUT_NAME, OUTPUT_NAME, ExportResult, TFLiteExport, check_output, export_onnx, export_tflite
 from .fleet import Fleet, FleetReport, Job, Result, devices
 from .header import c_header
 from .measure import Measurement, Remote, Timing, measure
 from .profile import PROFILES, Profile
 from .report import write_html
-from .runtime import LIBRARY, sha256
+from .runtime import LIBRARY, TFLITE, sha256
 from .spaces import SearchSpace, get_space
 from .store import Store
 from .target import ResolvedTarget
@@ -45,6 +45,7 @@ class Built:
     arch: str
     onnx: ExportResult
     library: CompiledLibrary
+    tflite: TFLiteExport | None = None  # model.tflite, for profiles that ship LiteRT (with the [mobile] extra)
 
 
 @dataclass(frozen=True)
@@ -55,17 +56,22 @@ class Artifact:
 
 
 def build(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace = "nb201", seed: int = 0,
-          tuning_db: str | Path | None = None, model=None) -> Built:
+          tuning_db: str | Path | None = None, model=None, tflite: bool | None = None) -> Built:
     """Build `arch` for `profile` (or take `model`, e.g. trained weights of it), export it to out_dir/model.onnx
-    and compile it to out_dir/model.so with the schedules of `tuning_db` (default: `tune.default_database`).
-    `space` is a space name (configured with the profile's batch) or a configured space."""
+    and compile it to out_dir/model.so with the schedules of `tuning_db` (default: `tune.default_database`);
+    with `tflite` (default: where the profile ships LiteRT and the [mobile] extra is installed), also convert it
+    to out_dir/model.tflite. `space` is a space name (configured with the profile's batch) or a configured space."""
     target = profile.resolved_target()
     sp = configured_space(space, profile)
     arch = sp.canonical(arch)
     model = sp.build(arch, seed=seed) if model is None else model
     exported = export_onnx(model, sp.input_shape, out_dir / "model.onnx", tolerance=TOLERANCE)
     library = compile_onnx(exported.path, target, out_dir / LIBRARY, tuning_db=tuning_db)
-    return Built(profile, target, sp, arch, exported, library)
+    if tflite is None:
+        tflite = profile.ships_tflite and mobile.available()
+    converted = export_tflite(model, exported.reference_input, exported.reference_output, out_dir / TFLITE,
+                              TOLERANCE) if tflite else None
+    return Built(profile, target, sp, arch, exported, library, converted)
 
 
 def measurement_place(profile: Profile, target: ResolvedTarget) -> Remote | None:
@@ -98,21 +104,51 @@ def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = N
     remote = measurement_place(b.profile, b.target)
     threads = measurement_threads(b.profile, b.target, remote)
     results: dict[str, Any] = {}
-    for runtime in runtimes or (("tvm",) if remote else ("tvm", "onnxruntime")):
-        path = b.library.path if runtime == "tvm" else b.onnx.path
-        m = measure(runtime, path, b.onnx.reference_input, threads=threads, timing=timing, remote=remote)
+    for runtime in runtimes or default_runtimes(remote, b.tflite is not None):
+        m = measure(runtime, model_file(b, runtime), b.onnx.reference_input, threads=threads, timing=timing,
+                    remote=remote)
         results[runtime] = record_measurement(b, m, remote, store)
     return results
 
 
-def record_measurement(b: Built, m: Measurement, remote: Remote | None, store: Store | None) -> dict[str, Any]:
-    """Check a measurement's output against PyTorch's, record it in `store`, and return its report entry."""
+def default_runtimes(remote: Remote | None, tflite: bool) -> tuple[str, ...]:
+    """What is timed by default: tvm; on this machine also onnxruntime for reference, and LiteRT if converted."""
+    return ("tvm",) if remote else ("tvm", "onnxruntime", *(("litert",) if tflite else ()))
+
+
+def model_file(b: Built, runtime: str) -> Path:
+    """The file of `b` that `runtime` runs; a clear error where it was not made."""
+    if runtime == "litert" and b.tflite is None:
+        raise EdgenasError(f"no model.tflite was made for {b.arch}: {mobile.MISSING}")
+    return {"tvm": b.library.path, "onnxruntime": b.onnx.path}.get(runtime) or b.tflite.path
+
+
+def record_measurement(b: Built, m: Measurement, remote: Remote | None, store: Store | None,
+                       profile: str | None = None) -> dict[str, Any]:
+    """Check a measurement's output against PyTorch's, record it in `store` under `profile` (default: the one it
+    was built for), and return its report entry."""
     error = check_output(f"{m.runtime} ({b.arch})", m.output, b.onnx.reference_output, TOLERANCE)
-    record_id = store.add(b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, m) \
+    record_id = store.add(profile or b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, m) \
         if store else None
     return {**m.stats.as_dict(), "threads": m.threads, "version": m.runtime_version,
             "where": f"rpc {remote.tracker} key {remote.key}" if remote and m.runtime == "tvm" else "this machine",
             "device": m.device, "max_abs_error_vs_pytorch": error, "store_id": record_id}
+
+
+def litert_here(b: Built, store: Store | None, measure_here: bool = True, timing: Timing = Timing()) -> dict[str, Any]:
+    """The report's `litert` entry: model.tflite and how it was checked, and, for a device that is not this
+    machine, its LiteRT latency here (XNNPACK, the profile's threads as far as this machine has cores), stored
+    under the `host` profile: a measurement belongs to the device that took it, so it never conditions the
+    phone's predictions. Without the [mobile] extra, what installing it would add."""
+    if b.tflite is None:
+        return {"missing": mobile.MISSING}
+    entry: dict[str, Any] = {"file": TFLITE, "converter": b.tflite.converter, "seconds": round(b.tflite.seconds, 3),
+                             "max_abs_error_vs_pytorch": b.tflite.max_abs_error}
+    if measure_here and (b.profile.measure["via"] != "local" or not b.target.runs_here):
+        threads = min(measurement_threads(b.profile, b.target, None) or host.cores(), host.cores())
+        m = measure("litert", b.tflite.path, b.onnx.reference_input, threads=threads, timing=timing)
+        entry["latency_here"] = {**record_measurement(b, m, None, store, profile="host"), "stored_as": "host"}
+    return entry
 
 
 def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, space: str | SearchSpace = "nb201",
@@ -135,9 +171,13 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
         model, extra["training"] = trained.model, training_report(dataset, trained, epochs, seed)
     b = build(profile, arch, out_dir, space=space, seed=seed, tuning_db=tuning_db, model=model)
     latency: dict[str, Any] = {}
-    if measure_latency and profile.measurable:
+    if measure_latency and (profile.measurable or b.tflite):
         with Store(db) as store:
-            latency = time_built(b, store)
+            latency = time_built(b, store) if profile.measurable else {}
+            if profile.ships_tflite:
+                extra["litert"] = litert_here(b, store)
+    elif profile.ships_tflite:
+        extra["litert"] = litert_here(b, None, measure_here=False)
     reason = "--no-measure" if not measure_latency else f"profile '{profile.name}' has measure.via: none (predict-only)"
     return write_artifact(b, out_dir, latency, extra if latency else {**extra, "not_measured_because": reason})
 
@@ -183,6 +223,9 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
         raise EdgenasError("--accuracy-shots trains sampled architectures on your data; give it with --data")
     if profile.measurable:
         measurement_place(profile, target)
+        if profile.runtime == "litert" and not mobile.available():
+            raise EdgenasError(f"profile '{profile.name}' deploys LiteRT, so its candidates are timed with it: "
+                               f"{mobile.MISSING}")
     memory_mb = memory_mb or profile.budgets.get("memory_mb")
     out_dir = prepare_output(out_dir)
     dataset = load_dataset(data) if data is not None else None
@@ -195,9 +238,9 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
     shots = accuracy_shot_pairs(sp, archs, allowed, dataset, accuracy_shots, shot_epochs, seed, log) \
         if accuracy_shots else {}
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
-        latest = store.latest(profile.name, sp.name, sp.input_shape)
+        latest = store.latest(profile.name, sp.name, sp.input_shape, runtime=profile.runtime)
         support = ([sp.index(a) for a in latest], list(latest.values()))
-        log(f"{len(latest)} stored measurements of '{profile.name}' condition the predictor")
+        log(f"{len(latest)} stored {profile.runtime} measurements of '{profile.name}' condition the predictor")
         if not profile.measurable and not latest:
             raise EdgenasError(f"profile '{profile.name}' is predict-only (measure.via: none) and the store has no "
                                f"measurements of it; give it via: rpc to measure the device, or use --arch")
@@ -208,7 +251,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
             work.mkdir()
             b = build(profile, archs[i], work, space=sp, seed=seed, tuning_db=tuning_db)
             built[i] = (b, time_built(b, store))
-            ms = built[i][1]["tvm"]["p50_ms"]
+            ms = built[i][1][profile.runtime]["p50_ms"]
             log(f"measured {archs[i]}: {ms:.3f} ms ({'fits' if ms <= latency_ms else 'misses'} {latency_ms:g} ms)")
             return ms
 
@@ -243,6 +286,8 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
             predicted = trained.model.predict(descriptor_vector(profile), x[support[0]], np.asarray(support[1]),
                                               x[[result.pick]])
             report["predicted_ms"] = round(float(predicted[0]), 4)
+            if profile.ships_tflite:
+                extra["litert"] = litert_here(b, store)
             return write_artifact(b, out_dir, {}, {**extra, "not_measured_because":
                                                    f"profile '{profile.name}' has measure.via: none (predict-only)"},
                                   budgets)
@@ -251,8 +296,10 @@ def compile_for_budget(profile: str | Profile, latency_ms: float, out_dir: str |
             latency = time_built(b, store)
         else:
             b, latency = built[result.pick]
-            for name in ("model.onnx", LIBRARY):
+            for name in ("model.onnx", LIBRARY, *((TFLITE,) if b.tflite else ())):
                 shutil.copyfile(b.onnx.path.parent / name, out_dir / name)
+        if profile.ships_tflite:
+            extra["litert"] = litert_here(b, store)
         return write_artifact(b, out_dir, latency, extra, budgets)
 
 
@@ -288,8 +335,9 @@ def compare_with_shots(sp: SearchSpace, pick: str, shots: dict[str, float], data
 
 def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict[str, Any],
                    budgets: dict[str, float] | None = None) -> Artifact:
-    """Write model.h, manifest.json, report.json and report.html (with report.png) beside model.onnx and
-    model.so in `out_dir`; `budgets` default to the profile's."""
+    """Write model.h, manifest.json, report.json and report.html (with report.png) beside model.onnx, model.so
+    (and model.tflite) in `out_dir`; `budgets` default to the profile's, and the latency budget is checked on
+    the runtime the profile deploys."""
     profile = b.profile
     budgets = profile.budgets if budgets is None else budgets
     costs = b.space.costs(b.arch)
@@ -299,6 +347,7 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
         "space": b.space.name,
         "arch": b.arch,
         "profile": profile.name,
+        "runtime": profile.runtime,
         "target": {"name": b.target.name, "machine": b.target.machine, "device": b.target.device,
                    "tvm": b.target.tvm, "host": b.target.host},
         "inputs": [{"name": INPUT_NAME, "shape": list(b.onnx.input_shape), "dtype": "float32"}],
@@ -307,10 +356,12 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
         "versions": _versions(),
     }
     (out_dir / "model.h").write_text(c_header(manifest))
-    manifest["files"] = {name: sha256(out_dir / name) for name in ("model.onnx", LIBRARY, "model.h")}
+    manifest["files"] = {name: sha256(out_dir / name)
+                         for name in ("model.onnx", LIBRARY, "model.h", *((TFLITE,) if b.tflite else ()))}
     report = {
         "arch": b.arch,
         "profile": profile.name,
+        "runtime": profile.runtime,
         "target": b.target.name,
         "costs": costs.as_dict(),
         "budgets": budgets,
@@ -327,8 +378,8 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
         tvm_p50 = latency["tvm"]["p50_ms"]
         if "onnxruntime" in latency:
             report["tvm_vs_onnxruntime"] = round(tvm_p50 / latency["onnxruntime"]["p50_ms"], 4)
-        if "latency_ms" in budgets:
-            report["fits_latency_budget"] = tvm_p50 <= budgets["latency_ms"]
+        if "latency_ms" in budgets and profile.runtime in latency:
+            report["fits_latency_budget"] = latency[profile.runtime]["p50_ms"] <= budgets["latency_ms"]
     for name, content in (("manifest.json", manifest), ("report.json", report)):
         (out_dir / name).write_text(json.dumps(content, indent=2) + "\n")
     write_html(report, out_dir)
@@ -355,10 +406,12 @@ def measure_archs(profile: str | Profile, archs: list[str], space: str | SearchS
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     target = profile.resolved_target()
     remote = measurement_place(profile, target)
-    runtimes = tuple(runtimes or (("tvm",) if remote else ("tvm", "onnxruntime")))
+    runtimes = tuple(runtimes or default_runtimes(remote, profile.ships_tflite and mobile.available()))
     if remote and runtimes != ("tvm",):
         raise EdgenasError(f"profile '{profile.name}' is measured on RPC devices, which run the tvm runtime only; "
                            f"leave out --runtime")
+    if "litert" in runtimes and not mobile.available():
+        raise EdgenasError(mobile.MISSING)
     if parallel and parallel > 1 and not remote:
         raise EdgenasError(f"--parallel {parallel} needs a fleet: profile '{profile.name}' is measured on this "
                            f"machine, where parallel timings would share its cores; measure one at a time, or "
@@ -378,7 +431,7 @@ def measure_archs(profile: str | Profile, archs: list[str], space: str | SearchS
             for i, arch in enumerate(todo):
                 work = Path(tmp) / str(i)  # a library path of its own: dlopen reuses a path loaded before
                 work.mkdir()
-                yield build(profile, arch, work, space=sp, tuning_db=tuning_db)
+                yield build(profile, arch, work, space=sp, tuning_db=tuning_db, tflite="litert" in runtimes)
 
         def done(b: Built, latency: dict[str, Any]) -> None:
             rows.append({"arch": b.arch, **latency})

@@ -37,6 +37,7 @@ SPEC = {
     "target_options": Field("map"),
     "host_options": Field("map"),
     "batch": Field("int", required=True, minimum=1),
+    "runtime": Field("str", choices=("tvm", "litert")),
     "hardware": Field("section", fields=HARDWARE),
     "budgets": Field("section", fields={"latency_ms": Field("number", minimum=0.001),
                                         "memory_mb": Field("number", minimum=0.001)}),
@@ -60,6 +61,7 @@ class Profile:
     target: str
     batch: int
     measure: dict[str, Any]
+    runtime: str = "tvm"  # what the device deploys: its latencies are the support set, its budget is checked on it
     hardware: dict[str, float] = field(default_factory=dict)
     budgets: dict[str, float] = field(default_factory=dict)
     target_options: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +74,11 @@ class Profile:
     @property
     def measurable(self) -> bool:
         return self.measure["via"] != "none"
+
+    @property
+    def ships_tflite(self) -> bool:
+        """Whether its artifact holds model.tflite beside the TVM library: phones, and devices that deploy LiteRT."""
+        return self.kind == "mobile-cpu" or self.runtime == "litert"
 
 
 def _load(path: Path) -> Profile:
@@ -86,6 +93,9 @@ def _load(path: Path) -> Profile:
         raise EdgenasError(f"{src}: target '{data['target']}' is not a known target (known: "
                            f"{', '.join(TARGETS.names())}); fix the name or add targets/{data['target']}.yaml")
     _check_measure(data["measure"], src)
+    if data.get("runtime") == "litert" and data["measure"]["via"] == "rpc":
+        raise EdgenasError(f"{src}: runtime: litert cannot be measured via: rpc (TVM's RPC servers run TVM libraries); "
+                           f"measure it where edgenas runs (via: local) or not at all (via: none)")
     hardware = data.get("hardware", {})
     if any(v == "auto" for v in hardware.values()):
         detected = host.descriptors()

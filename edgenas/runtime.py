@@ -19,6 +19,7 @@ from . import host
 from .errors import EdgenasError
 
 LIBRARY = "model.so"
+TFLITE = "model.tflite"  # beside it where the profile ships LiteRT
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The runtime benchmark on real runtimes: one NB201 network through TVM, onnxruntime and PyTorch eager."""
 import pytest
 
+from edgenas import mobile
 from edgenas.errors import EdgenasError
 from edgenas.measure import Timing
 
@@ -16,7 +17,8 @@ def test_one_architecture_through_every_runtime(nb201):
     result = bench_runtime("host", [ARCH], timing=FAST, log=said.append)
     (row,) = result["archs"]
     assert row["arch"] == nb201.canonical(ARCH) and row["mflops"] > 0
-    assert set(row["runtimes"]) == {"tvm", "onnxruntime", "pytorch"}
+    lite = {"litert"} if mobile.available() else set()
+    assert set(row["runtimes"]) == {"tvm", "onnxruntime", "pytorch"} | lite
     for name, r in row["runtimes"].items():
         assert r["repeats"] >= FAST.min_repeats and 0 < r["p50_ms"] <= r["p90_ms"]
         assert r["max_abs_error_vs_pytorch"] <= 1e-4 * 10, f"{name} computes the network PyTorch computes"
@@ -30,7 +32,9 @@ def test_one_architecture_through_every_runtime(nb201):
     # The printed table: one line per architecture, unstable medians marked.
     printed = table(result).splitlines()
     assert [line for line in printed if line.endswith(row["arch"])]
-    assert printed[-1].startswith("median ratio tvm/onnxruntime")
+    summary = [line for line in printed if line.startswith("median ratio tvm/onnxruntime")]
+    assert summary and ("litert/onnxruntime" in summary[0]) == bool(lite)
+    assert (printed[-1] == mobile.MISSING) == (not lite)
     row["runtimes"]["pytorch"].update(stable=False, spread=0.4)
     assert " 40.0%! x" in table(result) and "the machine was busy" in table(result)
 
