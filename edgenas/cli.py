@@ -149,8 +149,9 @@ def compile_cmd(profile, arch, latency_ms, memory_mb, measurements, output, spac
                    f"{lite['max_abs_error_vs_pytorch']:.2g} of PyTorch's")
         if "latency_here" in lite:
             s = lite["latency_here"]
-            click.echo(f"litert     p50 {s['p50_ms']:.3f} ms  p90 {s['p90_ms']:.3f} ms on this machine ({s['version']}, "
-                       f"{s['threads']} threads; stored under profile 'host': it says nothing of the device)")
+            click.echo(f"litert     p50 {s['p50_ms']:.3f} ms  p90 {s['p90_ms']:.3f} ms on this machine "
+                       f"({s['version']}, {s['threads']} threads; stored under profile 'host': it says nothing of "
+                       f"the device)")
     for c in r.get("search", {}).get("candidates", []):
         predicted = "reference" if c["predicted_ms"] is None else f"{c['predicted_ms']:9.3f}"
         click.echo(f"candidate  predicted {predicted:>9} ms  measured {c['measured_ms']:9.3f} ms  "
@@ -246,7 +247,8 @@ def measure_cmd(profile, archs, archs_file, sample, seed, parallel, runtimes, sp
     from .profile import PROFILES
 
     sp = configured_space(space, PROFILES.get(profile))
-    wanted = list(archs) + (_read_archs(archs_file, sp) if archs_file else []) + (sp.sample(sample, seed) if sample else [])
+    wanted = [*archs, *(_read_archs(archs_file, sp) if archs_file else []),
+              *(sp.sample(sample, seed) if sample else [])]
     if not wanted:
         raise UserError("name the architectures to measure: --arch ARCH, --archs FILE or --sample N")
     run = measure_archs(profile, wanted, space=sp, db=db, runtimes=runtimes or None, parallel=parallel,

@@ -234,7 +234,7 @@ def _interleaved(new: dict[str, Any], old: dict[str, Any], x: np.ndarray, thread
         _check_output(new, new_m.output)
         _check_output(old, old_m.output)
         return {"new": new_m.stats, "baseline": old_m.stats}
-    sessions = {"new": RUNTIMES["tvm"](new["library"], x, threads), "baseline": RUNTIMES["tvm"](old["library"], x, threads)}
+    sessions = {name: RUNTIMES["tvm"](art["library"], x, threads) for name, art in (("new", new), ("baseline", old))}
     for name, art in (("new", new), ("baseline", old)):
         _check_output(art, sessions[name].output)
     return time_interleaved({n: s.run for n, s in sessions.items()}, timing)

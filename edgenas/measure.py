@@ -1,8 +1,9 @@
 """Timing a model on a runtime: warm-up, calibrated batches, repeats until the spread is small.
 
-Runtimes are registered by name (`tvm` for a compiled library, `onnxruntime` for an ONNX file); each
-turns a model file into a `Session` whose `run(n)` returns the mean seconds of n back-to-back inferences,
-timed inside the runtime where it can. `measure` is the one entry point: it pins the thread count, checks
+Runtimes are registered by name (`tvm` for a compiled library, `onnxruntime` for an ONNX file, `litert` for a
+.tflite file with the [mobile] extra); each turns a model file into a `Session` whose `run(n)` returns the mean
+seconds of n back-to-back inferences, timed inside the runtime where it can. `measure` is the one entry point:
+it pins the thread count, checks
 the output, and returns statistics over the repeats, flagged unstable when their spread stays wide.
 With a `Remote`, the `tvm` runtime is timed on a device that TVM's RPC tracker assigns for the key
 (`fleet.time_remote`, which survives a device that hangs or disconnects).

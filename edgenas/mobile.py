@@ -21,7 +21,7 @@ from typing import Iterator
 from .errors import EdgenasError
 
 NO_DEPS = ("litert-torch==0.10.0", "litert-converter==0.5.0")
-INSTALL = f"pip install 'edgenas[mobile]' && python -m edgenas.mobile"
+INSTALL = "pip install 'edgenas[mobile]' && python -m edgenas.mobile"
 MISSING = (f"LiteRT is not installed: {INSTALL} adds model.tflite (checked against PyTorch with the LiteRT "
            f"interpreter) and its LiteRT latency beside TVM's")
 

@@ -118,9 +118,12 @@ def default_runtimes(remote: Remote | None, tflite: bool) -> tuple[str, ...]:
 
 def model_file(b: Built, runtime: str) -> Path:
     """The file of `b` that `runtime` runs; a clear error where it was not made."""
-    if runtime == "litert" and b.tflite is None:
+    files = {"tvm": b.library.path, "onnxruntime": b.onnx.path, "litert": b.tflite.path if b.tflite else None}
+    if runtime not in files:
+        raise EdgenasError(f"no runtime '{runtime}'; known: {', '.join(files)}")
+    if files[runtime] is None:
         raise EdgenasError(f"no model.tflite was made for {b.arch}: {mobile.MISSING}")
-    return {"tvm": b.library.path, "onnxruntime": b.onnx.path}.get(runtime) or b.tflite.path
+    return files[runtime]
 
 
 def record_measurement(b: Built, m: Measurement, remote: Remote | None, store: Store | None,

@@ -50,7 +50,8 @@ def built(small, tmp_path_factory):
     from edgenas.pipeline import build
     from edgenas.profile import PROFILES
 
-    return [build(PROFILES.get("host"), arch, tmp_path_factory.mktemp(f"lib{i}"), space=small) for i, arch in enumerate(ARCHS)]
+    host = PROFILES.get("host")
+    return [build(host, arch, tmp_path_factory.mktemp(f"lib{i}"), space=small) for i, arch in enumerate(ARCHS)]
 
 
 def board(tmp_path, tracker: str, key: str, name: str = "board", call_timeout_s: float = 10) -> Profile:
@@ -247,22 +248,32 @@ def test_fleet_status_on_the_command_line(tracker, shared):
     fails_with("profile 'raspi4' is not measured through a tracker", "fleet", "status", "-t", "raspi4")
 
 
-def test_measure_inputs_are_checked_on_the_command_line(tmp_path):
+def test_measure_inputs_are_checked(tmp_path, small):
+    """Architecture files, --parallel without a fleet and a tracker that is down: one-line errors, before any
+    network is built."""
+    from edgenas.cli import _read_archs
+    from edgenas.pipeline import measure_archs
+    from edgenas.profile import _load
+
     from .test_cli import fails_with
 
     fails_with("name the architectures to measure", "measure", "-t", "host")
-    fails_with("cannot read", "measure", "--archs", str(tmp_path / "missing.txt"))
-    (tmp_path / "no-column.csv").write_text("index,cell\n0,x\n")
-    fails_with("a CSV needs an 'arch' column", "measure", "--archs", str(tmp_path / "no-column.csv"))
     (tmp_path / "bad.txt").write_text(f"# archs\n{ARCH}\n|nor_conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|\n")
     fails_with("bad.txt:3: ", "measure", "--archs", str(tmp_path / "bad.txt"))
+    (tmp_path / "good.csv").write_text(f"index,arch,note\n4,{ARCH},x\n5,{ARCH_CONST},y\n")
+    assert _read_archs(tmp_path / "good.csv", small) == [small.canonical(ARCH), small.canonical(ARCH_CONST)]
+    with pytest.raises(EdgenasError, match="cannot read"):
+        _read_archs(tmp_path / "missing.txt", small)
+    (tmp_path / "no-column.csv").write_text("index,cell\n0,x\n")
+    with pytest.raises(EdgenasError, match="a CSV needs an 'arch' column"):
+        _read_archs(tmp_path / "no-column.csv", small)
     (tmp_path / "empty.txt").write_text("# nothing\n")
-    fails_with("holds no architectures", "measure", "--archs", str(tmp_path / "empty.txt"))
-    fails_with("--parallel 2 needs a fleet: profile 'host' is measured on this machine", "measure", "-a", ARCH,
-               "--parallel", "2", "--db", str(tmp_path / "db.sqlite"))
-    (tmp_path / "p").mkdir()
-    (tmp_path / "p" / "gone.yaml").write_text(
-        "name: gone\ndescription: d\nkind: cpu\ntarget: native\nbatch: 1\n"
-        f"measure: {{via: rpc, tracker: '127.0.0.1:{free_port()}', key: boards}}\n")
-    fails_with("cannot reach the RPC tracker", "--profiles", str(tmp_path / "p"), "measure", "-t", "gone", "--sample",
-               "3", "--db", str(tmp_path / "db.sqlite"))
+    with pytest.raises(EdgenasError, match="holds no architectures"):
+        _read_archs(tmp_path / "empty.txt", small)
+    with pytest.raises(EdgenasError, match="--parallel 2 needs a fleet: profile 'host' is measured on this machine"):
+        measure_archs("host", [ARCH], space=small, parallel=2, db=tmp_path / "db.sqlite")
+    gone = tmp_path / "gone.yaml"
+    gone.write_text("name: gone\ndescription: d\nkind: cpu\ntarget: native\nbatch: 1\n"
+                    f"measure: {{via: rpc, tracker: '127.0.0.1:{free_port()}', key: boards}}\n")
+    with pytest.raises(EdgenasError, match="cannot reach the RPC tracker"):
+        measure_archs(_load(gone), [ARCH], space=small, db=tmp_path / "db.sqlite")

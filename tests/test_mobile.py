@@ -69,7 +69,8 @@ def test_a_phone_artifact_ships_tflite_and_its_litert_latency_here_is_stored_und
     with Store(db) as store:
         (record,) = store.records()
     assert (record.id, record.profile, record.runtime, record.device) == (here["store_id"], "host", "litert", "local")
-    assert json.loads((tmp_path / "pixel" / "report.json").read_text())["litert"]["latency_here"]["store_id"] == record.id
+    written = json.loads((tmp_path / "pixel" / "report.json").read_text())
+    assert written["litert"]["latency_here"]["store_id"] == record.id
 
 
 @needs_mobile
