@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,11 @@ class Cli(click.Group):
             raise UserError(str(e)) from None
         except KeyboardInterrupt:
             click.echo("interrupted; measurements and tuning records already stored are kept", err=True)
-            sys.exit(130)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # Every store commits each record as it is written, so nothing is lost by leaving at once; a normal
+            # exit would wait on (or, in C++, abort under) a build still running in a background thread.
+            os._exit(130)
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})

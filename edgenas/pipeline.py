@@ -442,7 +442,7 @@ def measure_archs(profile: str | Profile, archs: list[str], space: str | SearchS
             log(f"[{len(rows)}/{len(todo)}] p50 {t['p50_ms']:.3f} ms on {t['device']}, stored as #{t['store_id']}: "
                 f"{b.arch}")
 
-        if remote is None:
+        if remote is None or not todo:
             for b in builds():
                 done(b, time_built(b, store, runtimes, timing))
             return MeasureRun(rows, skipped, {}, None, time.monotonic() - start)
