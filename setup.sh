@@ -16,8 +16,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # Where pip has no local CPU wheel, TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu avoids the CUDA build.
   .venv/bin/python -m pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-  # [mobile]: LiteRT export and timing (litert-torch, ai-edge-litert), which the tests exercise too.
+  # [mobile]: LiteRT export and timing, which the tests exercise too; then the converter itself, which pip cannot
+  # install beside TVM with its declared dependencies (edgenas/mobile.py says why).
   .venv/bin/python -m pip install -q -e ".[dev,mobile]"
+  .venv/bin/python -m edgenas.mobile
   touch "$stamp"
 fi
 
