@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .export import check_output
 from .fleet import Fleet, Job, Result
 from .loopback import LoopbackFleet
 from .measure import Remote, Timing
-from .pipeline import TOLERANCE, build, configured_space
+from .pipeline import build, configured_space, record_measurement
 from .profile import PROFILES
 
 
@@ -44,9 +43,8 @@ def bench_fleet(servers: tuple[int, ...] = (1, 2), count: int = 10, space: str =
             with LoopbackFleet() as fleet:
                 fleet.add_servers("bench", k)
 
-                def checked(result: Result) -> None:
-                    b = built[result.job.key]
-                    check_output(f"tvm ({b.arch})", result.measurements[0].output, b.onnx.reference_output, TOLERANCE)
+                def checked(result: Result) -> None:  # the output against PyTorch's; nothing is stored
+                    record_measurement(built[result.job.key], result.measurements[0], None, None)
 
                 jobs = [Job(b.arch, (b.library.path,), b.onnx.reference_input) for b in built.values()]
                 report = Fleet(Remote(fleet.tracker, "bench", cpus=cpus), threads=1, timing=timing,

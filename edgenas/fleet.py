@@ -323,8 +323,7 @@ class Fleet:
             try:
                 on_result(result)
             except EdgenasError as e:
-                report.failed[job.key] = str(e)
-                self.log(f"failed {job.key}: {e}")
+                self._fail(report, job, str(e))
                 return
             report.done += 1
             report.jobs_per_device[device] = report.jobs_per_device.get(device, 0) + 1
@@ -337,8 +336,11 @@ class Fleet:
             else:  # the device is fine: the job itself fails (it would fail on every device)
                 job = w.job
                 w.job = None
-                report.failed[job.key] = why
-                self.log(f"failed {job.key}: {why}")
+                self._fail(report, job, why)
+
+    def _fail(self, report: FleetReport, job: Job, why: str) -> None:
+        report.failed[job.key] = why
+        self.log(f"failed {job.key}: {why}")
 
     def _give_up_device(self, w: _Worker, pending: deque, report: FleetReport, why: str, kill: bool = True) -> None:
         """The worker's device hung or disconnected: drop it from the job and put the job back in the queue (or
@@ -349,8 +351,7 @@ class Fleet:
             w.kill()
         report.dropped[device] = why
         if w.attempt >= self.attempts:
-            report.failed[job.key] = f"{device}: {why}; given up after {w.attempt} attempts"
-            self.log(f"failed {job.key}: {report.failed[job.key]}")
+            self._fail(report, job, f"{device}: {why}; given up after {w.attempt} attempts")
             return
         report.retried += 1
         self.log(f"dropped {device} ({why}); {job.key} goes to another device")
