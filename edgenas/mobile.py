@@ -7,7 +7,7 @@ typing-extensions<4.13 while TVM's FFI wants >=4.13, so pip cannot install them 
 network never imports xdsl (it serves their LLM tooling). `setup.sh` does both steps.
 
 This module says what is installed (`converter`, `interpreter`) and, where something is missing, what installing
-it would add (`MISSING`); export.py converts with it and measure.py registers the `litert` runtime.
+it would add (`MISSING`); compiler/export.py converts with it and runtimes/litert.py runs it.
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from . import __version__, host
 from .errors import EdgenasError
-from .measure import Measurement
+from .measure.timing import Measurement
 
 MIGRATIONS = [
     """

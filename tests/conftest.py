@@ -1,13 +1,14 @@
-"""Shared fixtures: small real things (NB201 networks with non-trivial batch norms, YAML files, stores)."""
+"""Shared fixtures: small real things (NB201 networks, YAML files, stores, a loopback tracker, artifacts)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
-from edgenas.loopback import LoopbackFleet, free_port  # noqa: F401  (free_port: imported by the tests from here)
+from edgenas.measure.loopback import LoopbackFleet
 from edgenas.spaces import get_space
 
 # The cell of NB201's best-known CIFAR-10 architecture family: convolutions, a pool and skips.
@@ -18,17 +19,16 @@ ARCH_CONST = "|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_
 ARCH_DEGENERATE = "|none~0|+|none~0|none~1|+|none~0|avg_pool_3x3~1|skip_connect~2|"
 
 
-def randomize_batch_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every batch norm non-trivial statistics, so folding and constant paths are really tested."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
-    return model
+def fails_with(message: str, *args: str) -> str:
+    """Run `edgenas ARGS` and check that it fails the way users are promised: exit 2, one `error:` line naming
+    `message`, no traceback."""
+    result = subprocess.run([sys.executable, "-m", "edgenas", *args], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    err = result.stderr.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and message in err, err
+    return err
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -117,8 +117,8 @@ def synthetic_benchmark(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_trained(synthetic_benchmark):
     """The synthetic benchmark and models meta-trained briefly on its devices dev0..dev4 (dev5 is unseen)."""
-    from edgenas.benchmark import load_benchmark
-    from edgenas.metatrain import meta_train
+    from edgenas.nas.benchmark import load_benchmark
+    from edgenas.nas.metatrain import meta_train
 
     bench = load_benchmark(synthetic_benchmark)
     return bench, meta_train(bench, [f"dev{j}" for j in range(5)], steps=300)
@@ -127,7 +127,7 @@ def synthetic_trained(synthetic_benchmark):
 @pytest.fixture(scope="session")
 def small_artifact(small, tmp_path_factory):
     """A real artifact of the small network for this machine (not measured)."""
-    from edgenas.pipeline import compile_artifact
+    from edgenas.pipeline.compile import compile_artifact
 
     return compile_artifact("host", ARCH, tmp_path_factory.mktemp("host-artifact"), space=small, measure_latency=False)
 
@@ -135,7 +135,7 @@ def small_artifact(small, tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_raspi4_artifact(small, tmp_path_factory):
     """The same network and weights cross-compiled for the raspi4 profile (an aarch64 model.so)."""
-    from edgenas.pipeline import compile_artifact
+    from edgenas.pipeline.compile import compile_artifact
 
     return compile_artifact("raspi4", ARCH, tmp_path_factory.mktemp("raspi4-artifact"), space=small,
                             measure_latency=False)
@@ -145,8 +145,8 @@ def small_raspi4_artifact(small, tmp_path_factory):
 def own_registry_folders():
     """`--profiles DIR` / `--targets DIR` add folders to the process-wide registries: a CLI run lasts one
     process, a test must not leave its folders (and their same-named profiles) to the next test."""
-    from edgenas.profile import PROFILES
-    from edgenas.target import TARGETS
+    from edgenas.device.profile import PROFILES
+    from edgenas.device.target import TARGETS
 
     before = {r: list(r.extra_dirs) for r in (PROFILES, TARGETS)}
     yield

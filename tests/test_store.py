@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgenas.errors import EdgenasError
-from edgenas.measure import Measurement, Stats
+from edgenas.measure.timing import Measurement, Stats
 from edgenas.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 from .conftest import ARCH

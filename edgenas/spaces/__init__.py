@@ -1,28 +1,15 @@
-"""Search spaces, registered by name: each turns architecture strings into encodings, networks and costs."""
-from __future__ import annotations
+"""Search spaces, registered by name: each turns architecture strings into encodings, networks and costs.
+A space is one sub-package of this folder (`nb201/`), found by its folder name and registered there."""
+import importlib
+import pkgutil
 
-import difflib
-
-from ..errors import EdgenasError
+from .archs import read_archs
 from .base import Costs, SearchSpace
+from .registry import DEFAULT_SPACE, SPACES, configure, get_space, register_space
 
-SPACES: dict[str, type[SearchSpace]] = {}
+for _package in pkgutil.iter_modules(__path__):
+    if _package.ispkg:  # each sub-package registers its space
+        importlib.import_module(f"{__name__}.{_package.name}")
 
-
-def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
-    """Class decorator: make a search space available under `cls.name`."""
-    SPACES[cls.name] = cls
-    return cls
-
-
-def get_space(name: str = "nb201", **net_config) -> SearchSpace:
-    if name not in SPACES:
-        close = difflib.get_close_matches(name, list(SPACES), n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise EdgenasError(f"no search space '{name}'; {hint}known: {', '.join(SPACES)}")
-    return SPACES[name](**net_config)
-
-
-from . import nb201  # noqa: E402,F401  (registers the space)
-
-__all__ = ["Costs", "SearchSpace", "SPACES", "get_space", "register_space"]
+__all__ = ["Costs", "DEFAULT_SPACE", "SPACES", "SearchSpace", "configure", "get_space", "read_archs",
+           "register_space"]

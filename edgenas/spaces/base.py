@@ -1,11 +1,15 @@
-"""What every search space provides: parsing, encoding, enumeration, a PyTorch builder and static costs."""
+"""What every search space provides: parsing, encoding, enumeration, a PyTorch builder, static costs and its
+metadata (checkpoint, covering architectures)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from ..errors import EdgenasError
 
 
 @dataclass(frozen=True)
@@ -34,9 +38,14 @@ class Costs:
 
 
 class SearchSpace(ABC):
+    """A search space and what is registered with it: its name and size, the input its networks take
+    (`input_shape`, from the configuration), the checkpoint meta-trained for it (`checkpoint`) and the
+    architectures that cover its kernels for tuning (`tuning_archs`)."""
+
     name: str
     size: int
     config: object  # the dataclass of keyword arguments the space was made with (get_space(name, **fields))
+    checkpoint: Path | None = None  # the few-shot models meta-trained for this space, shipped with edgenas
 
     @abstractmethod
     def canonical(self, arch: str) -> str:
@@ -72,6 +81,17 @@ class SearchSpace(ABC):
     def input_shape(self) -> tuple[int, ...]:
         """The network's input shape, batch first."""
 
+    def describe(self, arch: str) -> dict:
+        """Canonical form, encoding and static costs of `arch` (`edgenas arch show`), with its index where the
+        space numbers its architectures."""
+        canonical = self.canonical(arch)
+        info = {"space": self.name, "arch": canonical, "input_shape": list(self.input_shape),
+                "encoding": [int(v) for v in self.encode(canonical)], "costs": self.costs(canonical).as_dict()}
+        if hasattr(self, "index"):
+            info["index"] = self.index(canonical)
+        info["degenerate"] = self.is_degenerate(canonical)
+        return info
+
     def is_degenerate(self, arch: str) -> bool:
         """Whether the network's output does not depend on its input (no path from input to output)."""
         return False
@@ -79,8 +99,6 @@ class SearchSpace(ABC):
     def sample(self, n: int, seed: int = 0) -> list[str]:
         """`n` distinct architectures drawn uniformly (each decision at random), degenerate ones left out; the
         same `seed` draws the same list, and a larger `n` extends a smaller one's."""
-        from ..errors import EdgenasError
-
         rng = np.random.default_rng(seed)
         picked: dict[str, None] = {}
         for _ in range(100 * n + 1000):
@@ -95,7 +113,5 @@ class SearchSpace(ABC):
     def tuning_archs(self) -> list[str]:
         """Architectures whose operator workloads together cover every architecture of the space: what
         `edgenas tune` tunes, so that any architecture then compiles from the tuning database."""
-        from ..errors import EdgenasError
-
         raise EdgenasError(f"search space '{self.name}' names no covering architectures for tuning; "
                            f"pass architectures to tune explicitly")

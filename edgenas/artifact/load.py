@@ -1,0 +1,73 @@
+"""Run an artifact in Python: `load(artifact_dir)` checks the directory `edgenas compile` wrote (its manifest,
+the SHA-256 of model.so, the library's instruction set) and returns a `Model` whose `predict` runs model.so
+in TVM's Relax VM on this machine's CPU, refusing inputs of the wrong shape or dtype with one-line errors.
+
+    model = edgenas.load("out/host")
+    logits = model.predict(np.zeros(model.inputs[0].shape, np.float32))
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import host
+from ..errors import EdgenasError
+from ..runtimes.tvm import configure_tvm_threads
+from .manifest import TensorSpec, read
+
+
+class Model:
+    """A loaded artifact: its specification (`inputs`, `outputs`, `arch`, `target`) and `predict`."""
+
+    def __init__(self, directory: Path, manifest: dict[str, Any], inputs: tuple[TensorSpec, ...],
+                 outputs: tuple[TensorSpec, ...], vm, device):
+        self.directory = directory
+        self.manifest = manifest
+        self.arch: str = manifest["arch"]
+        self.target: dict[str, Any] = manifest["target"]
+        self.inputs = inputs
+        self.outputs = outputs
+        self._vm = vm
+        self._device = device
+
+    def predict(self, array: np.ndarray) -> np.ndarray:
+        """Run the network on `array` (exactly the input's shape and dtype) and return its output."""
+        import tvm
+
+        spec = self.inputs[0]
+        if not isinstance(array, np.ndarray):
+            raise EdgenasError(f"input is a {type(array).__name__}, the model takes a numpy array; pass "
+                               f"np.asarray(x, dtype=np.{spec.dtype})")
+        if array.shape != spec.shape:
+            raise EdgenasError(f"input has shape {array.shape}, the model takes {spec.shape}; reshape or resize "
+                               f"the input (the shape is fixed at compile time)")
+        if array.dtype != np.dtype(spec.dtype):
+            raise EdgenasError(f"input has dtype {array.dtype}, the model takes {spec.dtype}; convert it with "
+                               f"array.astype(np.{spec.dtype})")
+        out = self._vm["main"](tvm.runtime.tensor(np.ascontiguousarray(array), self._device))
+        return out.numpy()
+
+
+def load(artifact_dir: str | Path) -> Model:
+    """Check and load the artifact in `artifact_dir` for running on this machine's CPU."""
+    import tvm
+    from tvm import relax
+
+    manifest = read(artifact_dir)
+    library = manifest.library()
+    target = manifest.target
+    if target["machine"] != host.machine() or target["device"] != "cpu":
+        raise EdgenasError(f"{library} was built for {target['machine']}/{target['device']} (target "
+                           f"'{target['name']}'), this machine runs {host.machine()}/cpu; run it on that device, "
+                           f"or compile for this machine with --target host")
+    configure_tvm_threads(host.cores())
+    try:
+        lib = tvm.runtime.load_module(str(library))
+        device = tvm.cpu()
+        vm = relax.VirtualMachine(lib, device)
+    except Exception as e:  # noqa: BLE001  (TVM raises its own error types for unloadable libraries)
+        raise EdgenasError(f"TVM cannot load {library}: {str(e).splitlines()[0]}; compile the artifact again "
+                           f"with `edgenas compile`") from None
+    return Model(manifest.directory, manifest.data, manifest.inputs, manifest.outputs, vm, device)

@@ -1,0 +1,72 @@
+"""`edgenas bench nas`: latency-constrained search on held-out devices, the pick's true accuracy over the best
+accuracy of any architecture within the budget (a pick over budget scores 0)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import EdgenasError
+from ..nas.benchmark import Benchmark
+from ..nas.conditioning import device_descriptors
+from ..nas.search import search
+from .harness import Oracle, budgets_for, predictor_for
+
+
+def bench_nas(bench: Benchmark, devices: list[str], budgets: list[str], task: str = "cifar100",
+              source_task: str | None = "cifar10", latency_queries: int = 10, accuracy_queries: int = 10,
+              seeds: int = 5, meta_train_devices: list[str] | None = None, meta_train_steps: int = 1500,
+              log: Callable[[str], None] = lambda _: None) -> dict:
+    """Latency-constrained search on held-out devices: the pick's true accuracy over the best accuracy of any
+    architecture within budget (a pick over budget scores 0)."""
+    if task not in bench.accuracy:
+        raise EdgenasError(f"task '{task}' is not a column of {bench.source}/accuracy.csv; known: "
+                           f"{', '.join(bench.tasks)}")
+    if source_task and source_task not in bench.accuracy:
+        raise EdgenasError(f"source task '{source_task}' is not a column of accuracy.csv; known: "
+                           f"{', '.join(bench.tasks)}")
+    for d in devices:
+        if d not in bench.latency:
+            raise EdgenasError(f"device '{d}' is not a column of {bench.source}/latency_ms.csv")
+        budgets_for(bench.latency[d], budgets)  # every budget readable before anything is meta-trained
+    allowed = meta_train_devices or bench.devices
+    x = bench.encodings()
+    truth_acc = bench.accuracy[task]
+    runs = []
+    for d in devices:
+        trained = predictor_for(bench, d, allowed, log, meta_train_steps)
+        source = bench.accuracy[source_task] if source_task and source_task != task else trained.accuracy.predict(x)
+        truth_lat = bench.latency[d]
+        for budget in budgets_for(truth_lat, budgets):
+            fits = truth_lat <= budget
+            best = float(truth_acc[fits].max()) if fits.any() else float("nan")
+            for seed in range(seeds):
+                lat_oracle = Oracle(truth_lat, latency_queries, d)
+                acc_oracle = Oracle(truth_acc, accuracy_queries, task)
+                result = search(x, trained, device_descriptors(d), budget, lat_oracle, latency_queries, source,
+                                acc_oracle, accuracy_queries, seed=seed)
+                pick = result.pick
+                violation = bool(truth_lat[pick] > budget)
+                ratio = 0.0 if violation else float(truth_acc[pick] / best)
+                runs.append({"device": d, "budget_ms": budget, "seed": seed, "pick": bench.archs[pick],
+                             "latency_ms": float(truth_lat[pick]), "accuracy": float(truth_acc[pick]),
+                             "oracle_accuracy": best, "ratio": ratio, "violation": violation,
+                             "verified": result.verified, "latency_queries": len(lat_oracle.asked),
+                             "accuracy_queries": len(acc_oracle.asked)})
+            mean = np.mean([r["ratio"] for r in runs[-seeds:]])
+            log(f"{d} budget {budget:.3f} ms: ratio {mean:.4f}")
+    return {"task": task, "source_task": source_task, "seeds": seeds, "latency_queries": latency_queries,
+            "accuracy_queries": accuracy_queries, "mean_ratio": float(np.mean([r["ratio"] for r in runs])),
+            "violations": int(sum(r["violation"] for r in runs)), "runs": runs}
+
+
+def table(result: dict) -> str:
+    """`bench_nas`'s result as the table the CLI prints."""
+    lines = [f"{result['task']}, {result['latency_queries']} latency + {result['accuracy_queries']} accuracy queries, "
+             f"{result['seeds']} seeds",
+             f"{'device':<15} {'budget ms':>9} {'pick ms':>8} {'acc':>6} {'oracle':>6} {'ratio':>7} {'over':>4}"]
+    for r in result["runs"]:
+        lines.append(f"{r['device']:<15} {r['budget_ms']:9.3f} {r['latency_ms']:8.3f} {r['accuracy']:6.2f} "
+                     f"{r['oracle_accuracy']:6.2f} {r['ratio']:7.4f} {'yes' if r['violation'] else '':>4}")
+    lines.append(f"mean ratio {result['mean_ratio']:.4f}, violations {result['violations']} of {len(result['runs'])}")
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""`edgenas bench latency|nas|runtime|fleet`: benchmarks that print figures, as a table or JSON (`bench/`)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from .shell import UserError, json_option, log, names, space_option
+
+
+@click.group("bench")
+def group():
+    """Benchmarks against ground-truth tables (printed as a table, or JSON with --json)."""
+
+
+@group.command("latency")
+@click.option("--data", required=True, type=click.Path(), help="Benchmark folder.")
+@click.option("--devices", required=True, help="Comma-separated held-out devices (latency columns).")
+@click.option("--support", default=10, show_default=True, type=click.IntRange(min=0))
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--meta-train-devices", default=None, help="Devices meta-training may use [default: all columns].")
+@json_option()
+def latency_command(data, devices, support, seeds, meta_train_devices, as_json):
+    """Few-shot latency prediction on held-out devices: Spearman over all architectures, with baselines."""
+    from ..bench.latency import bench_latency, table
+    from ..nas.benchmark import load_benchmark
+
+    result = bench_latency(load_benchmark(data), names(devices), support=support, seeds=seeds,
+                           meta_train_devices=names(meta_train_devices), log=log)
+    click.echo(json.dumps(result, indent=2) if as_json else table(result))
+
+
+@group.command("nas")
+@click.option("--data", required=True, type=click.Path(), help="Benchmark folder.")
+@click.option("--device", "devices", required=True, help="Held-out device(s), comma-separated.")
+@click.option("--budget-ms", "budgets", required=True,
+              help="Latency budget(s), comma-separated: milliseconds, or pNN for the device's NN-th percentile.")
+@click.option("--task", default="cifar100", show_default=True, help="Target task (accuracy column).")
+@click.option("--source-task", default="cifar10", show_default=True, help="Prior-knowledge task ('' for none).")
+@click.option("--latency-queries", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--accuracy-queries", default=10, show_default=True, type=click.IntRange(min=0))
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--meta-train-devices", default=None, help="Devices meta-training may use [default: all columns].")
+@json_option()
+def nas_command(data, devices, budgets, task, source_task, latency_queries, accuracy_queries, seeds,
+                meta_train_devices, as_json):
+    """Latency-constrained search on held-out devices: accuracy of the pick over the exhaustive oracle's."""
+    from ..bench.nas import bench_nas, table
+    from ..nas.benchmark import load_benchmark
+
+    result = bench_nas(load_benchmark(data), names(devices), names(budgets), task=task,
+                       source_task=source_task or None, latency_queries=latency_queries,
+                       accuracy_queries=accuracy_queries, seeds=seeds,
+                       meta_train_devices=names(meta_train_devices), log=log)
+    click.echo(json.dumps(result, indent=2) if as_json else table(result))
+
+
+@group.command("runtime")
+@click.option("--target", "profile", default="host", show_default=True, help="Profile whose target runs here.")
+@click.option("--archs", "count", default=6, show_default=True, type=click.IntRange(min=1),
+              help="Architectures at evenly spaced FLOPs quantiles of the space.")
+@click.option("--arch", "archs", multiple=True, help="An architecture to time instead (repeatable).")
+@space_option
+@json_option()
+def runtime_command(profile, count, archs, space, as_json):
+    """The same networks through tuned TVM, onnxruntime and PyTorch eager, interleaved, same threads."""
+    from ..bench.runtime import bench_runtime, table
+
+    result = bench_runtime(profile, list(archs) or None, count=count, space=space, log=log)
+    click.echo(json.dumps(result, indent=2) if as_json else table(result))
+
+
+@group.command("fleet")
+@click.option("--servers", default="1,2", show_default=True, help="Fleet sizes to time, comma-separated.")
+@click.option("--archs", "count", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Architectures sampled from the space, built once and timed by every fleet.")
+@space_option
+@click.option("--seed", default=0, show_default=True)
+@json_option()
+def fleet_command(servers, count, space, seed, as_json):
+    """Measurement throughput with 1, 2, ... devices: a real tracker and RPC servers on 127.0.0.1."""
+    from ..bench.fleet import bench_fleet, table
+
+    try:
+        sizes = tuple(int(v) for v in servers.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise UserError(f"--servers '{servers}' is not a list of server counts; write e.g. --servers 1,2,4")
+    result = bench_fleet(sizes, count=count, space=space, seed=seed, log=log)
+    click.echo(json.dumps(result, indent=2) if as_json else table(result))

@@ -1,0 +1,58 @@
+"""`edgenas compile`: an architecture, or the best one generated for the budgets, into a measured artifact
+(`pipeline.compile.compile_artifact`, `pipeline.budget.compile_for_budget`)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .shell import UserError, json_option, log, profile_option, space_option
+
+
+@click.command("compile")
+@profile_option
+@click.option("--arch", "-a", default=None, help="Architecture string; without it, one is generated for the budget.")
+@click.option("--latency-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Latency budget for a generated architecture [default: the profile's].")
+@click.option("--memory-mb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Memory budget (weights + peak activations) [default: the profile's].")
+@click.option("--measurements", default=6, show_default=True, type=click.IntRange(min=1),
+              help="New device measurements a generation may spend.")
+@click.option("--output", "-o", type=click.Path(), default=None, help="Artifact directory [default: out/PROFILE].")
+@space_option
+@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Measurement store (SQLite).")
+@click.option("--tuning-db", type=click.Path(file_okay=False), default=None,
+              help="Tuning database directory [default: the target's, when `edgenas tune` made one].")
+@click.option("--no-measure", is_flag=True, help="Compile only; do not time the library (needs --arch).")
+@click.option("--data", type=click.Path(), default=None,
+              help="Train the network on this data first: an image folder (a sub-folder per class), a .npz with "
+                   "x and y, or a CIFAR-10/100 python batch folder.")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Most training epochs (training stops early when validation accuracy stops improving).")
+@click.option("--accuracy-shots", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Before generating, train this many sampled architectures briefly on --data and condition "
+                   "the generator on their accuracies.")
+@click.option("--shot-epochs", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Training epochs of each accuracy shot.")
+@json_option("Print the report as JSON.")
+def command(profile, arch, latency_ms, memory_mb, measurements, output, space, db, tuning_db, no_measure,
+            data, epochs, accuracy_shots, shot_epochs, as_json):
+    """Compile ARCH, or the best architecture generated for the budgets, into a measured artifact."""
+    from ..artifact.report import summary
+    from ..pipeline.budget import compile_for_budget
+    from ..pipeline.compile import compile_artifact
+
+    out = output or Path("out") / profile
+    if arch:
+        if accuracy_shots:
+            raise UserError("--accuracy-shots conditions a generated architecture; leave out --arch")
+        art = compile_artifact(profile, arch, out, space=space, db=db, measure_latency=not no_measure,
+                               tuning_db=tuning_db, data=data, epochs=epochs, log=log)
+    else:
+        if no_measure:
+            raise UserError("--no-measure needs --arch: a generated architecture is verified by measuring it")
+        art = compile_for_budget(profile, latency_ms, out, space=space, db=db, memory_mb=memory_mb,
+                                 measurements=measurements, log=log, tuning_db=tuning_db, data=data,
+                                 epochs=epochs, accuracy_shots=accuracy_shots, shot_epochs=shot_epochs)
+    click.echo(json.dumps(art.report, indent=2) if as_json else summary(art.report, art.directory))

@@ -1,0 +1,32 @@
+"""`edgenas tune`: MetaSchedule schedules for every kernel of a search space (`build.tune.tune`)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from .shell import json_option, log, profile_option, space_option
+
+
+@click.command("tune")
+@profile_option
+@space_option
+@click.option("--trials", default=128, show_default=True, type=click.IntRange(min=1),
+              help="Candidates measured per task (a quarter for tasks under 1 MFLOP).")
+@click.option("--db", type=click.Path(file_okay=False), default=None,
+              help="Tuning database directory [default: the target's, in the edgenas cache].")
+@click.option("--data", type=click.Path(), default=None,
+              help="Tune for the image size, channels and classes of this data (as compile --data takes it).")
+@json_option("Print the summary as JSON.")
+def command(profile, space, trials, db, data, as_json):
+    """Tune every operator workload of the search space for the profile's target (MetaSchedule), once;
+    any architecture then compiles with tuned schedules. A rerun resumes: tasks with their records are skipped."""
+    from ..compiler.tune import tune
+    from ..data.datasets import load_dataset
+    from ..device.profile import PROFILES
+    from ..spaces import configure
+
+    if data:
+        space = configure(space, PROFILES.get(profile).batch, load_dataset(data))
+    report = tune(profile, space, trials=trials, db=db, log=log)
+    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.summary())

@@ -1,0 +1,131 @@
+"""PyTorch -> ONNX: batch norms folded into their convolutions, exported (opset 18), simplified with onnxsim,
+checked with onnx.checker, and verified numerically against PyTorch with onnxruntime. PyTorch -> .tflite for
+LiteRT (the [mobile] extra, `edgenas.mobile`): the same folded network converted with litert-torch and verified with
+the LiteRT interpreter."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxsim
+import torch
+from torch import nn
+
+from ..errors import EdgenasError
+from ..mobile import captured_output, converter
+from ..runtimes import get_runtime
+
+OPSET = 18
+TOLERANCE = 1e-4  # accepted difference from PyTorch's output, relative to outputs larger than 1
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    max_abs_error: float  # onnxruntime vs PyTorch on a random input
+    reference_input: np.ndarray
+    reference_output: np.ndarray  # PyTorch's output for reference_input
+
+
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm2d that directly follows a Conv2d inside an nn.Sequential into the convolution."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for module in model.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for i in range(len(module) - 1):
+            conv, bn = module[i], module[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                module[i], module[i + 1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
+    return model
+
+
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path, tolerance: float = TOLERANCE,
+                seed: int = 0) -> ExportResult:
+    """Write `model` as a simplified, checked ONNX file at `path` and verify it against PyTorch."""
+    path = Path(path)
+    model = fold_batch_norms(model.eval())
+    x = torch.from_numpy(np.random.default_rng(seed).standard_normal(input_shape, dtype=np.float32))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    with _quiet():
+        program = torch.onnx.export(model, (x,), dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME],
+                                    output_names=[OUTPUT_NAME], optimize=True, verbose=False)
+    simplified, ok = onnxsim.simplify(program.model_proto)
+    if not ok:
+        raise EdgenasError("onnxsim could not validate the simplified model; report this architecture as a bug")
+    try:
+        onnx.checker.check_model(simplified, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise EdgenasError(f"exported ONNX fails onnx.checker ({str(e).splitlines()[0]}); report it as a bug") from None
+    try:
+        onnx.save(simplified, str(path))
+    except OSError as e:
+        raise EdgenasError(f"cannot write {path} ({e.strerror}); choose a writable output directory") from None
+    error = check_output("onnxruntime", get_runtime("onnxruntime").open(path, x.numpy(), 1).output, expected, tolerance)
+    return ExportResult(path, tuple(input_shape), tuple(expected.shape), error, x.numpy(), expected)
+
+
+@dataclass(frozen=True)
+class TFLiteExport:
+    path: Path
+    max_abs_error: float  # the LiteRT interpreter vs PyTorch on the reference input
+    seconds: float  # conversion and check
+    converter: str
+
+
+def export_tflite(model: nn.Module, x: np.ndarray, expected: np.ndarray, path: str | Path,
+                  tolerance: float = TOLERANCE) -> TFLiteExport:
+    """Write `model` as a float32 .tflite file at `path` with litert-torch (taking the same NCHW input as the ONNX
+    file) and verify it with the LiteRT interpreter: its output for `x` against PyTorch's, `expected`."""
+    start = time.perf_counter()
+    litert_torch = converter()
+    model = fold_batch_norms(model.eval())
+    try:
+        with captured_output(), torch.no_grad():  # the converter prints progress and warnings from C++ too
+            litert_torch.convert(model, (torch.from_numpy(x),)).export(str(path))
+    except OSError as e:
+        raise EdgenasError(f"cannot write {path} ({e.strerror}); choose a writable output directory") from None
+    except Exception as e:  # noqa: BLE001  (the converter raises many types; all mean "cannot convert")
+        raise EdgenasError(f"litert-torch cannot convert this network ({type(e).__name__}: "
+                           f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}); report it as a bug") from None
+    error = check_output("litert", get_runtime("litert").open(Path(path), x, 1).output, expected, tolerance)
+    return TFLiteExport(Path(path), error, time.perf_counter() - start, f"litert-torch {litert_torch.__version__}")
+
+
+def check_output(what: str, got: np.ndarray, expected: np.ndarray, tolerance: float = TOLERANCE) -> float:
+    """Max abs difference from PyTorch's output; refused above `tolerance` x max(1, largest |output|), since
+    float32 keeps about 7 significant digits of large outputs (untrained networks can reach thousands)."""
+    error = float(np.max(np.abs(got - expected)))
+    scale = float(np.max(np.abs(expected)))
+    if not error <= tolerance * max(1.0, scale):
+        raise EdgenasError(f"{what} output differs from PyTorch by {error:.3g} (outputs up to {scale:.3g}, allowed "
+                           f"{tolerance:g} x max(1, that)); report it as a bug")
+    return error
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The dynamo exporter prints progress and warns about torchvision; keep the user's terminal clean."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)

@@ -1,0 +1,356 @@
+"""Tuning: MetaSchedule schedules for every operator workload of a search space, in one database per target.
+
+All architectures of a space share a small set of operator workloads (for NB201, per stage: the 3x3 and
+1x1 convolutions, the pooling and the elementwise kernels, plus the reduction blocks, stem and head).
+`tune` exports the space's covering architectures (`SearchSpace.tuning_archs`), each freshly initialised
+and with batch norms as training leaves them (their kernels differ in bias additions), lowers each exactly as
+`compile_onnx` does, extracts the MetaSchedule tasks and deduplicates them by anchor block, so a
+convolution tuned once serves every fused epilogue it appears with, in every architecture. Then it tunes
+each task that the database does not yet hold enough records for, one task after another.
+
+Candidates are built and timed in this process (no builder or runner worker processes: their start-up,
+not the tuning, was most of the time of MetaSchedule's default local builder and runner here), with TVM's
+thread pool set up as `measure` sets it. MetaSchedule appends every measured record to the JSON database
+when the task's batch is done, so an interrupted run resumes from what is already there.
+Where the database lives and how compile reads it is `tuning_db.py`'s.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..console import progress_bar
+from ..device.profile import PROFILES, Profile
+from ..device.target import ResolvedTarget
+from ..errors import EdgenasError
+from ..runtimes.tvm import configure_tvm_threads
+from ..spaces import DEFAULT_SPACE, SearchSpace, configure
+from .compile import blocks, lower
+from .export import export_onnx
+from .tuning_db import MODULE_EQUALITY, database_path, open_database
+
+LIGHT_FLOPS = 1e6  # tasks below this (pooling, elementwise, the head) get a quarter of the trials
+TRIALS_PER_ROUND = 32  # candidates measured between cost-model updates
+PROGRESS = "edgenas_progress.json"  # per task: records wanted, and whether its search space ran out
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    name: str
+    flops: float
+    weight: int  # calls of this workload over the covering architectures
+    wanted: int  # trials this task is tuned to
+    records_before: int
+    trials_run: int
+    best_us: float | None
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class TuneReport:
+    database: Path
+    target: str
+    archs: tuple[str, ...]
+    seconds: float
+    tasks: list[TaskResult] = field(default_factory=list)
+
+    @property
+    def trials_run(self) -> int:
+        return sum(t.trials_run for t in self.tasks)
+
+    def as_dict(self) -> dict:
+        return {"database": str(self.database), "target": self.target, "archs": self.archs,
+                "seconds": round(self.seconds, 1), "trials_run": self.trials_run,
+                "tasks": [t.__dict__ for t in self.tasks]}
+
+    def summary(self) -> str:
+        """What `edgenas tune` prints: tasks tuned, the sum of the best kernel times, the database."""
+        skipped = sum(t.skipped for t in self.tasks)
+        total = sum(t.best_us * t.weight for t in self.tasks if t.best_us is not None)
+        return "\n".join([
+            f"tuned      {len(self.tasks) - skipped} tasks ({self.trials_run} trials) in {self.seconds:.0f} s; "
+            f"{skipped} already tuned",
+            f"kernels    sum of best kernel times over the {len(self.archs)} covering architectures: "
+            f"{total / 1e3:.3f} ms",
+            f"database   {self.database}"])
+
+
+def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trials: int = 64,
+         db: str | Path | None = None, archs: list[str] | None = None,
+         log: Callable[[str], None] = lambda _: None) -> TuneReport:
+    """`edgenas tune`: tune the workloads of `space`'s covering architectures (or of `archs`) for the
+    profile's target, `trials` candidates per task (a quarter for light tasks), into the database `db`
+    (default: the target's). Tasks that already have their records are skipped."""
+    from tvm.s_tir import meta_schedule as ms
+
+
+    if trials < 1:
+        raise EdgenasError(f"--trials must be at least 1, got {trials}")
+    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    target = profile.resolved_target()
+    if not target.runs_here or target.device != "cpu":
+        raise EdgenasError(f"profile '{profile.name}' builds {target.machine}/{target.device} code; tuning times "
+                           f"candidates on this machine's CPU, so run edgenas tune on the device itself")
+    sp = configure(space, profile.batch)
+    archs = [sp.canonical(a) for a in (archs or sp.tuning_archs())]
+    path = Path(db) if db else database_path(target)
+    database = open_database(path)
+    tvm_target = target.tvm_target()
+    start = time.perf_counter()
+
+    # 1. The union of the architectures' tasks, deduplicated as the database matches them.
+    seen = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
+    tasks: list = []
+    weights: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="edgenas-tune-") as tmp:
+        for i, (arch, trained) in enumerate(itertools.product(archs, (False, True))):
+            model = randomize_batch_norms(sp.build(arch)) if trained else sp.build(arch)
+            exported = export_onnx(model, sp.input_shape, Path(tmp) / f"{i}.onnx")
+            for task in ms.relax_integration.extract_tasks(lower(exported.path, target), tvm_target,
+                                                           module_equality=MODULE_EQUALITY):
+                mod = task.dispatched[0]
+                if seen.has_workload(mod):
+                    j = next(j for j, t in enumerate(tasks) if _same(t.dispatched[0], mod))
+                    weights[j] += task.weight
+                    if _block_count(mod) < _block_count(tasks[j].dispatched[0]):
+                        tasks[j] = task  # tune the plainest variant: its trace replays on the richer ones
+                    continue
+                seen.commit_workload(mod)
+                tasks.append(task)
+                weights.append(task.weight)
+    log(f"{len(tasks)} distinct tasks in {len(archs)} covering architectures of {sp.name}; database {path}")
+
+    # 2. Tune each task that is short of records, one after another.
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    progress_file = path / PROGRESS
+    progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
+    plan = []
+    for task, weight in zip(tasks, weights):
+        mod = task.dispatched[0]
+        flops = float(estimate_tir_flops(mod))
+        wanted = trials if flops >= LIGHT_FLOPS else max(1, min(trials, max(8, trials // 4)))
+        have = _records(database, mod)
+        key = _key(mod)
+        exhausted = progress.get(key, {}).get("exhausted", False)
+        plan.append((task, weight, flops, wanted, have, key, have >= wanted or exhausted))
+    to_run = sum(w - h for _, _, _, w, h, _, done in plan if not done)
+    log(f"{sum(1 for p in plan if p[-1])} tasks already tuned; {to_run} trials to run at most")
+
+    _configure_threads(target)
+    _register_cpu_intrinsics(target)
+    builder, runner = InProcessBuilder(), InProcessRunner()
+    cost_model = ms.cost_model.XGBModel(num_tuning_cores=max(1, target.tvm.get("num-cores") or 1))
+    logger = _file_logger(path / "logs" / "tune.log")
+    results: list[TaskResult] = []
+    ran = 0
+    tuned_seconds = 0.0
+    for n, (task, weight, flops, wanted, have, key, done) in enumerate(plan, start=1):
+        mod = task.dispatched[0]
+        if done:
+            results.append(TaskResult(task.task_name, flops, weight, wanted, have, 0, _best_us(database, mod), True))
+            log(f"{progress_bar(n, len(plan))} {task.task_name}: skipped ({have} records)")
+            continue
+        t0 = time.perf_counter()
+        budget = wanted - have
+        per_round = min(TRIALS_PER_ROUND, budget)
+        # The evolved population: 8 candidates per measured one (MetaSchedule's default, 512, costs more
+        # search time per round than measuring 32 candidates here).
+        search = ms.search_strategy.EvolutionarySearch(population_size=min(256, max(32, 8 * per_round)))
+        context = ms.TuneContext(mod=mod, target=tvm_target, space_generator="post-order-apply",
+                                 search_strategy=search,
+                                 task_name=task.task_name, logger=logger, rand_state=n,
+                                 num_threads=target.tvm.get("num-cores") or "physical").clone()
+        ms.tune_tasks(tasks=[context], task_weights=[1.0], work_dir=str(path), max_trials_global=budget,
+                      max_trials_per_task=budget, num_trials_per_iter=per_round,
+                      builder=builder, runner=runner, database=database, cost_model=cost_model,
+                      measure_callbacks=[ms.measure_callback.AddToDatabase(), ms.measure_callback.UpdateCostModel()],
+                      task_scheduler="round-robin", module_equality=MODULE_EQUALITY)
+        now = _records(database, mod)
+        run = now - have
+        progress[key] = {"name": task.task_name, "records": now, "wanted": wanted, "exhausted": now < wanted}
+        progress_file.write_text(json.dumps(progress, indent=1) + "\n")
+        ran += run
+        to_run -= budget
+        tuned_seconds += time.perf_counter() - t0
+        best = _best_us(database, mod)
+        left = tuned_seconds / max(ran, 1) * to_run
+        log(f"{progress_bar(n, len(plan))} {task.task_name}: {run} trials, best {best:.1f} us "
+            f"({flops / 1e6:.2f} MFLOP x{weight}); {time.perf_counter() - start:.0f} s so far, ~{left:.0f} s left"
+            if best is not None else f"{progress_bar(n, len(plan))} {task.task_name}: {run} trials, no valid candidate")
+        results.append(TaskResult(task.task_name, flops, weight, wanted, have, run, best, False))
+    return TuneReport(path, target.name, tuple(archs), time.perf_counter() - start, results)
+
+
+def randomize_batch_norms(model, seed: int = 0):
+    """`model` with batch norms as training leaves them (nonzero shifts, scales other than 1). A freshly built
+    network's batch norms fold into convolutions without a bias, which the exporter then drops, and leave
+    its head's batch norm trivial; a trained one compiles to kernels with those additions, so both are tuned."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+    return model
+
+
+def _same(a, b) -> bool:
+    from tvm.s_tir import meta_schedule as ms
+
+    probe = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
+    probe.commit_workload(a)
+    return probe.has_workload(b)
+
+
+def _block_count(mod) -> int:
+    from tvm import s_tir
+
+    sch = s_tir.Schedule(mod)
+    return len(list(blocks(sch, sch.get_sblock("root"))))
+
+
+def _key(mod) -> str:
+    import tvm_ffi
+
+    return f"{tvm_ffi.structural_hash(mod) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def _records(database, mod) -> int:
+    if not database.has_workload(mod):
+        return 0
+    return len(database.get_top_k(database.commit_workload(mod), 1 << 30))
+
+
+def _best_us(database, mod) -> float | None:
+    if not database.has_workload(mod):
+        return None
+    top = database.get_top_k(database.commit_workload(mod), 1)
+    return float(sum(top[0].run_secs) / len(top[0].run_secs)) * 1e6 if top else None
+
+
+def _configure_threads(target: ResolvedTarget) -> None:
+    configure_tvm_threads(target.tvm.get("num-cores") or os.cpu_count() or 1)
+
+
+def _register_cpu_intrinsics(target: ResolvedTarget) -> None:
+    """MetaSchedule's TuneContext imports tvm.s_tir.tensor_intrin, which parses the tensor intrinsics of
+    every backend (23 s here, CUDA's most). Tuning for this CPU needs only its own: register those and
+    stand in for the package, whose other submodules stay importable on demand."""
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    package = types.ModuleType(name, "tensor intrinsics of this CPU only (see edgenas.tune)")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__file__ = spec.origin
+    sys.modules[name] = package
+    importlib.import_module(f"{name}.{'arm_cpu' if target.machine == 'aarch64' else 'x86'}")
+
+
+def _file_logger(path: Path) -> logging.Logger:
+    """MetaSchedule's per-task log, written to the database's logs/ directory instead of the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger("edgenas.tune.metaschedule")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in logger.handlers):
+        for h in list(logger.handlers):
+            logger.removeHandler(h)
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
+        logger.addHandler(handler)
+    return logger
+
+
+# --- in-process builder and runner ------------------------------------------------------------------------
+_BUILT: dict[str, object] = {}  # artifact key -> runtime module, from the builder to the runner
+_KEYS = itertools.count()
+
+
+def _derived(cls):
+    from tvm.ir.utils import derived_object
+
+    return derived_object(cls)
+
+
+def _builder_class():
+    from tvm.s_tir import meta_schedule as ms
+
+    class InProcessBuilder(ms.builder.PyBuilder):
+        """Builds each candidate with LLVM in this process; the artifact stays in memory. (Unlike MetaSchedule's
+        default builder it does not import tvm.s_tir.tensor_intrin, 23 s here, which only int8
+        tensorisation needs.)"""
+
+        def build(self, build_inputs):
+            from tvm.driver import build as tvm_build
+            from tvm.s_tir.meta_schedule.builder import BuilderResult
+            from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+            results = []
+            for inp in build_inputs:
+                try:
+                    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(inp.mod)
+                    key = f"in-process:{next(_KEYS)}"
+                    _BUILT[key] = tvm_build(mod, target=inp.target)
+                    results.append(BuilderResult(key, None))
+                except Exception as e:  # noqa: BLE001  (a failed candidate is a result, not an error)
+                    results.append(BuilderResult(None, f"{type(e).__name__}: {e}"))
+            return results
+
+    return _derived(InProcessBuilder)
+
+
+def _runner_class():
+    from tvm.s_tir import meta_schedule as ms
+
+    class InProcessRunner(ms.runner.PyRunner):
+        """Times each built candidate in this process: 3 repeats of at least 10 ms, random inputs."""
+
+        def run(self, runner_inputs):
+            import tvm
+            from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
+            from tvm.s_tir.meta_schedule.runner.local_runner import LocalRunnerFuture
+            from tvm.s_tir.meta_schedule.runner.utils import (
+                alloc_argument_common,
+                run_evaluator_common,
+            )
+
+            fill = tvm.get_global_func("tvm.contrib.random.random_fill_for_measure", allow_missing=True)
+            config = EvaluatorConfig(number=1, repeat=3, min_repeat_ms=10)
+            futures = []
+            for inp in runner_inputs:
+                module = _BUILT.pop(str(inp.artifact_path), None)
+                try:
+                    dev = tvm.device(str(inp.device_type))
+                    args = alloc_argument_common(fill, dev, [a.as_json() for a in inp.args_info], 1)
+                    futures.append(LocalRunnerFuture(res=run_evaluator_common(module, dev, config, args)))
+                except Exception as e:  # noqa: BLE001
+                    futures.append(LocalRunnerFuture(error_message=f"{type(e).__name__}: {e}"))
+            return futures
+
+    return _derived(InProcessRunner)
+
+
+def InProcessBuilder():  # noqa: N802  (built lazily: importing edgenas must not import TVM)
+    return _builder_class()()
+
+
+def InProcessRunner():  # noqa: N802
+    return _runner_class()()

@@ -1,0 +1,120 @@
+"""Tuning databases: where each target's MetaSchedule database lives, the databases shipped with edgenas, and
+reading one as `compile` does (each workload's few fastest records).
+
+A database is a directory: by default `<edgenas cache>/tuning/<target>-<hash of the TVM target>`
+(EDGENAS_TUNING_DIR overrides the parent), or the one given. `compile_onnx` uses the target's database
+whenever it exists, else the one shipped with edgenas for the target's instruction set (`SHIPPED_DATABASES`,
+made with `export_database` from a database tuned here), loading each workload's few fastest records
+(`open_fastest`). MetaSchedule's databases do not know their target: keep one per target.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..device.target import ResolvedTarget
+from ..errors import EdgenasError
+
+MODULE_EQUALITY = "anchor-block"  # a convolution's records serve it with any fused epilogue
+WORKLOADS, RECORDS = "database_workload.json", "database_tuning_record.json"  # MetaSchedule's JSONDatabase
+FAILED_RUN_S = 1e9  # MetaSchedule records a candidate that failed to build or run as taking 1e10 s
+
+
+def database_path(target: ResolvedTarget) -> Path:
+    """Where `target`'s tuning database lives by default: one directory per distinct TVM target."""
+    if os.environ.get("EDGENAS_TUNING_DIR"):
+        root = Path(os.environ["EDGENAS_TUNING_DIR"])
+    else:
+        import platformdirs
+
+        root = Path(platformdirs.user_cache_dir("edgenas")) / "tuning"
+    digest = hashlib.sha256(json.dumps({"tvm": target.tvm, "host": target.host}, sort_keys=True,
+                                       default=str).encode()).hexdigest()[:12]
+    return root / f"{target.name}-{digest}"
+
+
+SHIPPED_DATABASES = Path(__file__).parent / "tuning"  # databases that ship with edgenas, one per target name
+
+
+def default_database(target: ResolvedTarget) -> Path | None:
+    """The database `compile` uses when none is given: the target's own (made by `edgenas tune` on this
+    machine), else the one shipped for the target's kind of CPU (its records were measured on another CPU of
+    that instruction set: fast here, though tuning here is faster still), else none.
+    EDGENAS_NO_SHIPPED_TUNING=1 leaves the shipped ones out."""
+    own = database_path(target)
+    if own.is_dir():
+        return own
+    shipped = SHIPPED_DATABASES / target.name
+    if target.device == "cpu" and shipped.is_dir() and not os.environ.get("EDGENAS_NO_SHIPPED_TUNING"):
+        return shipped
+    return None
+
+
+def export_database(source: Path, destination: Path, top_k: int = 8) -> int:
+    """Copy each workload's `top_k` fastest records from the database at `source` into a new one at
+    `destination` (what ships with the package); return the number of records copied."""
+    if destination.exists():
+        raise EdgenasError(f"{destination} exists; remove it first")
+    workloads, records = _fastest_records(source, top_k)
+    destination.mkdir(parents=True)
+    (destination / WORKLOADS).write_text(workloads)
+    (destination / RECORDS).write_text("".join(line + "\n" for line in records))
+    return len(records)
+
+
+def open_fastest(path: Path, top_k: int = 4):
+    """The database at `path` as compile reads it: an in-memory copy holding each workload's `top_k` fastest
+    records. Loading a record replays its trace, so the whole database of a long tuning run (a thousand
+    records) would add seconds to every compile; the kernels of a new architecture replay their workload's
+    fastest or second fastest record."""
+    from tvm.s_tir import meta_schedule as ms
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export_database(path, Path(tmp) / "db", top_k)
+        on_disk = open_database(Path(tmp) / "db")
+        memory = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
+        for record in on_disk.get_all_tuning_records():
+            memory.commit_tuning_record(ms.database.TuningRecord(
+                record.trace, memory.commit_workload(record.workload.mod), record.run_secs, record.target,
+                record.args_info))
+    return memory
+
+
+def _fastest_records(path: Path, top_k: int) -> tuple[str, list[str]]:
+    """The workload file of the database at `path` and the lines of its `top_k` fastest valid records per
+    workload, read as JSON lines (MetaSchedule's JSONDatabase format: `[workload index, [trace, run
+    seconds, target, argument info]]`) without loading the traces."""
+    try:
+        workloads = (path / WORKLOADS).read_text()
+        lines = (path / RECORDS).read_text().splitlines()
+    except OSError as e:
+        raise EdgenasError(f"cannot read the tuning database {path} ({e.strerror}); run edgenas tune") from None
+    timed: dict[int, list[tuple[float, int, str]]] = {}
+    for n, line in enumerate(lines):
+        try:
+            workload, (_, run_secs, _, _) = json.loads(line)
+            mean = sum(float(s) for s in run_secs) / len(run_secs)
+        except (ValueError, TypeError, ZeroDivisionError):
+            raise EdgenasError(f"tuning database {path}: line {n + 1} of {RECORDS} is not a tuning record; remove "
+                               f"the database and tune again") from None
+        if mean < FAILED_RUN_S:
+            timed.setdefault(workload, []).append((mean, n, line))
+    kept = sorted((n, line) for rs in timed.values() for _, n, line in sorted(rs)[:top_k])
+    return workloads, [line for _, line in kept]
+
+
+def open_database(path: Path):
+    """The MetaSchedule JSON database in directory `path` (created when missing)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return ms.database.JSONDatabase(work_dir=str(path), module_equality=MODULE_EQUALITY)
+    except OSError as e:
+        raise EdgenasError(f"cannot create the tuning database {path} ({e.strerror}); pass a writable --db") from None
+    except Exception as e:  # noqa: BLE001  (TVM raises its own types for unreadable JSON)
+        raise EdgenasError(f"tuning database {path} is unreadable ({str(e).splitlines()[0]}); remove it and "
+                           f"tune again") from None

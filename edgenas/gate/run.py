@@ -1,0 +1,146 @@
+"""The CI latency gate: is an artifact fast enough on its device, and no slower than a baseline?
+
+`gate` owns the whole check: it verifies the artifact directory (manifest, SHA-256 of model.so, target against
+the profile's), times model.so where the profile says (this machine, or an RPC device), re-measures once when
+the repeats' spread stays wide, and decides at a percentile of the repeats with a tolerance for noise. With a
+baseline artifact both are timed interleaved and the new one fails when it is more than `max_regression`
+slower. Budgets and settings come from the caller, else the project's configuration (`[tool.edgenas.gate]` in
+pyproject.toml or `[gate]` in edgenas.toml, the first found from the current directory up), else the profile.
+It writes the verdict as JUnit XML and as a Markdown table (also appended to `$GITHUB_STEP_SUMMARY`).
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .. import host
+from ..artifact.manifest import LIBRARY, Manifest, read
+from ..device.profile import PROFILES, Profile
+from ..errors import EdgenasError
+from ..measure.fleet import time_remote
+from ..measure.place import measure, place, threads_for
+from ..measure.timing import Measurement, Stats, Timing, time_interleaved
+from ..measure.tracker import Remote
+from ..runtimes import get_runtime
+from ..store import Store
+from .config import settings as gate_settings
+from .reports import junit as junit_xml
+from .reports import markdown as markdown_table
+from .verdict import GateResult, budget_check, regression_check
+
+
+def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None = None,
+         percentile: float | None = None, tolerance: float | None = None, baseline: str | Path | None = None,
+         max_regression: float | None = None, db: str | Path | None = None, junit: str | Path | None = None,
+         markdown: str | Path | None = None, timing: Timing = Timing()) -> GateResult:
+    """`edgenas gate`: check, time and judge `artifact` on `profile`; write the JUnit XML / Markdown reports
+    asked for. Settings left None come from the configuration found from the current directory up, else the
+    profile's budget and the defaults. `db`: also record the measurements there."""
+    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    settings, source = gate_settings(profile, Path.cwd(), {"latency_ms": budget_ms, "percentile": percentile,
+                                                           "tolerance": tolerance, "max_regression": max_regression})
+    target = profile.resolved_target()
+    new = _checked(Path(artifact), profile)
+    old = _checked(Path(baseline), profile) if baseline is not None else None
+    remote = place(profile, target)
+    threads = threads_for(profile, target, remote)
+    spec = new.inputs[0]
+    x = np.random.default_rng(0).standard_normal(spec.shape).astype(spec.dtype)
+    begin = datetime.now(timezone.utc)
+    notes: list[str] = []
+    if old is None:
+        m = _stable(lambda: _timed(new, x, threads, remote, timing), notes, "the")
+        stats, base_stats = m.stats, None
+        if db is not None:  # the measurement the verdict rests on, once
+            with Store(db) as store:
+                store.add(profile.name, new.space, new.arch, spec.shape, new.target["tvm"], m)
+    else:
+        both = _stable(lambda: _interleaved(new, old, x, threads, remote, timing), notes, "the interleaved")
+        stats, base_stats = both["new"], both["baseline"]
+    q = settings["percentile"]
+    checks = [budget_check(stats, q, settings["latency_ms"], settings["tolerance"], source)]
+    if base_stats is not None:
+        checks.append(regression_check(stats, base_stats, q, settings["max_regression"], old.directory))
+    result = GateResult(profile.name, new.directory, q, checks, stats, notes,
+                        (datetime.now(timezone.utc) - begin).total_seconds(), source)
+    if junit:
+        Path(junit).write_text(junit_xml(result, begin))
+    text = markdown_table(result)
+    if markdown:
+        Path(markdown).write_text(text)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
+            f.write(text)
+    return result
+
+
+def _checked(directory: Path, profile: Profile) -> Manifest:
+    """The artifact's manifest, after checking that its library is the one it names, built for the profile's
+    target."""
+    manifest = read(directory)
+    manifest.library()
+    target = profile.resolved_target()
+    built_name, built_tvm = manifest.target["name"], manifest.target["tvm"]
+    if built_name != target.name or built_tvm != target.tvm:
+        differ = sorted(k for k in set(target.tvm) | set(built_tvm) if target.tvm.get(k) != built_tvm.get(k))
+        raise EdgenasError(f"{directory} was built for target '{built_name}' but profile "
+                           f"'{profile.name}' resolves to '{target.name}' (differing: {', '.join(differ) or 'name'}); "
+                           f"recompile with edgenas compile --target {profile.name}")
+    return manifest
+
+
+def _timed(artifact: Manifest, x: np.ndarray, threads: int | None, remote: Remote | None,
+           timing: Timing) -> Measurement:
+    m = measure("tvm", artifact.library(), x, threads=threads, timing=timing, remote=remote)
+    _check_output(artifact, m.output)
+    return m
+
+
+def _interleaved(new: Manifest, old: Manifest, x: np.ndarray, threads: int | None,
+                 remote: Remote | None, timing: Timing) -> dict[str, Stats]:
+    """Both libraries on the same device, their repeats taken in turn with the same threads and input."""
+    if old.inputs[0].shape != new.inputs[0].shape:
+        raise EdgenasError(f"the baseline takes input {list(old.inputs[0].shape)} but the artifact "
+                           f"{list(new.inputs[0].shape)}; compare artifacts of the same input shape")
+    threads = threads or host.cores()
+    if remote:  # both uploaded to one device and timed interleaved there
+        new_m, old_m = time_remote(remote, [new.library(), old.library()], x, threads, timing)
+        _check_output(new, new_m.output)
+        _check_output(old, old_m.output)
+        return {"new": new_m.stats, "baseline": old_m.stats}
+    tvm = get_runtime("tvm")
+    sessions = {name: tvm.open(art.library(), x, threads) for name, art in (("new", new), ("baseline", old))}
+    for name, art in (("new", new), ("baseline", old)):
+        _check_output(art, sessions[name].output)
+    return time_interleaved({n: s.run for n, s in sessions.items()}, timing)
+
+
+def _check_output(artifact: Manifest, output: np.ndarray) -> None:
+    expected = artifact.outputs[0].shape
+    if tuple(output.shape) != expected:
+        raise EdgenasError(f"{artifact.directory / LIBRARY} returned shape {list(output.shape)}, the manifest says "
+                           f"{list(expected)}; recompile the artifact")
+    if not np.all(np.isfinite(output)):
+        raise EdgenasError(f"{artifact.directory / LIBRARY} returned NaN or infinite values; recompile the artifact")
+
+
+def _stable(take, notes: list[str], what: str):
+    """Take a measurement; when its spread stayed wide, take it once more and keep the second, with a note."""
+    first = take()
+    if all(s.stable for s in _each(first)):
+        return first
+    second = take()
+    wide = max(s.spread for s in _each(first))
+    if all(s.stable for s in _each(second)):
+        notes.append(f"{what} measurement was unstable (spread {100 * wide:.1f}%); re-measured, stable")
+    else:
+        notes.append(f"{what} measurement was unstable twice (spread {100 * wide:.1f}%, then "
+                     f"{100 * max(s.spread for s in _each(second)):.1f}%); decided on the second, treat it with care")
+    return second
+
+
+def _each(taken: Measurement | dict[str, Stats]) -> list[Stats]:
+    return [taken.stats] if isinstance(taken, Measurement) else list(taken.values())

@@ -1,0 +1,235 @@
+"""Meta-training across the devices of a benchmark: the latency predictor, the accuracy prior and task
+predictor on a source task, and the generator distilled from them.
+
+An episode samples a device, a support set of 0..20 architectures and a query set; the loss is the error
+of the query predictions made from the support set alone, so the model learns to generate a device's
+predictor from a few measurements.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import EdgenasError
+from .benchmark import Benchmark
+from .checkpoint import Trained
+from .conditioning import device_descriptors
+from .generator import Generator, condition_vector
+from .predictor import AccuracyPrior, LatencyPredictor, TaskPredictor
+
+
+def train_accuracy_prior(x: np.ndarray, accuracy: np.ndarray, steps: int = 1500, seed: int = 0) -> AccuracyPrior:
+    torch.manual_seed(seed)
+    model = AccuracyPrior(x.shape[1])
+    ok = np.isfinite(accuracy)
+    xt = torch.as_tensor(x[ok], dtype=torch.float32)
+    y = torch.as_tensor(accuracy[ok], dtype=torch.float32)
+    mean, std = y.mean(), y.std()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = torch.mean((model(xt) - (y - mean) / std) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():  # fold the standardisation into the last layer: outputs are in accuracy units
+        last = model.net[-1]
+        last.weight.mul_(std)
+        last.bias.mul_(std).add_(mean)
+    return model.eval()
+
+
+def least_squares_heads(x: np.ndarray, latency: dict[str, np.ndarray], devices: list[str]) -> np.ndarray:
+    """Per-device linear fits of relative latency on [encoding, 1]: the empirical prior's starting point."""
+    design = np.c_[x, np.ones(len(x))]
+    rows = []
+    for d in devices:
+        y = latency[d]
+        ok = np.isfinite(y)
+        rows.append(np.linalg.lstsq(design[ok], y[ok] / y[ok].mean(), rcond=None)[0])
+    return np.stack(rows)
+
+
+def meta_train(bench: Benchmark, devices: list[str], steps: int = 1500, seed: int = 0,
+               log: Callable[[str], None] | None = None, accuracy_task: str = "cifar10") -> Trained:
+    """Meta-train everything the search uses from a benchmark: the latency predictor on the latency columns
+    `devices`, the accuracy prior and the task predictor on the source task `accuracy_task`, and the
+    generator distilled from both; each for `steps` steps."""
+    if accuracy_task not in bench.accuracy:
+        raise EdgenasError(f"source task '{accuracy_task}' is not a column of {bench.source}/accuracy.csv; pass "
+                           f"--accuracy-task with one of: {', '.join(bench.tasks) or 'none (add accuracy.csv)'}")
+    unknown = [d for d in devices if d not in bench.latency]
+    if unknown:
+        raise EdgenasError(f"device '{unknown[0]}' is not a column of {bench.source}/latency_ms.csv; known: "
+                           f"{', '.join(bench.devices)}")
+    if len(devices) < 2:
+        raise EdgenasError("meta-training needs at least 2 devices; pass more with --devices")
+    log = log or (lambda _: None)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = bench.encodings()
+    source = bench.accuracy[accuracy_task]
+    log("latency predictor")
+    model = train_latency_predictor(x, bench.latency, devices, steps, rng, log)
+    log(f"accuracy prior and task predictor ({accuracy_task})")
+    prior = train_accuracy_prior(x, source, seed=seed)
+    task = train_task_predictor(x, source, steps, rng, log)
+    log("generator")
+    memory = np.array([bench.space.costs(a).memory_mb for a in bench.archs])
+    generator = train_generator(bench.space.decisions, x, bench.latency, devices, source, memory, model, task, steps, rng, log)
+    return Trained(model.eval(), list(devices), bench.space.name, prior, accuracy_task, task, generator)
+
+
+def train_latency_predictor(x: np.ndarray, latency: dict[str, np.ndarray], devices: list[str], steps: int,
+                            rng: np.random.Generator, log: Callable[[str], None], batch: int = 16,
+                            max_support: int = 20, queries: int = 256) -> LatencyPredictor:
+    """Episodes: a device, a support set of 0..max_support architectures, a query set to predict."""
+    model = LatencyPredictor(x.shape[1])
+    desc = np.stack([device_descriptors(d) for d in devices])
+    model.descriptors.fit(desc)
+    model.init_prior(least_squares_heads(x, latency, devices))
+    xt, desc_t = torch.as_tensor(x), torch.as_tensor(desc)
+    lat = [latency[d] for d in devices]
+    valid = [np.flatnonzero(np.isfinite(v)) for v in lat]
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    start = time.perf_counter()
+    for step in range(steps):
+        model.train()
+        dev = rng.integers(len(devices), size=batch)
+        k = int(rng.integers(0, max_support + 1))
+        sx, sy, qx, qy = [], [], [], []
+        for d in dev:
+            pick = rng.choice(valid[d], size=k + queries, replace=False)
+            s, q = pick[:k], pick[k:]
+            unit = lat[d][s].mean() if k else lat[d][q].mean()
+            sx.append(xt[s]), sy.append(lat[d][s] / unit), qx.append(xt[q]), qy.append(lat[d][q] / unit)
+        sy_t = torch.as_tensor(np.stack(sy), dtype=torch.float32)
+        pred = model(desc_t[dev], torch.stack(sx), sy_t, torch.ones_like(sy_t, dtype=torch.bool), torch.stack(qx))
+        loss = torch.mean((pred - torch.as_tensor(np.stack(qy), dtype=torch.float32)) ** 2)
+        _step(opt, sched, model, loss)
+        if step % 250 == 0 or step == steps - 1:
+            log(f"  step {step:5d}/{steps}  loss {loss.item():.5f}  {time.perf_counter() - start:.0f} s")
+    return model.eval()
+
+
+def synthetic_tasks(source: np.ndarray, x: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` tasks (rows) related to the source task as real tasks are: a random monotone transform of the
+    source accuracy, plus per-operation preferences of the task, plus noise; in units of the source task's
+    spread around its mean. Architectures without a source accuracy get NaN."""
+    ok = np.isfinite(source)
+    u = np.where(ok, (source - np.nanmin(source)) / (np.nanmax(source) - np.nanmin(source)), 0.0)
+    g = u[None, :] ** np.exp(rng.normal(0, 0.5, (n, 1)))
+    g = (g - g[:, ok].mean(1, keepdims=True)) / (g[:, ok].std(1, keepdims=True) + 1e-9) * rng.uniform(0.6, 1.4, (n, 1))
+    preference = rng.normal(0, 1, (n, x.shape[1])) * rng.uniform(0, 0.15, (n, 1))
+    noise = rng.normal(0, 1, (n, len(x))) * rng.uniform(0.02, 0.2, (n, 1))
+    return np.where(ok, g + preference @ x.T + noise, np.nan).astype(np.float32)
+
+
+def _support_sets(rng: np.random.Generator, best: np.ndarray, pool: np.ndarray, n: int, k: int,
+                  replace: bool = False) -> np.ndarray:
+    """`n` sets of `k` architectures (rows), drawn as the search draws them: half among the best by the
+    source task, half anywhere."""
+    return np.stack([np.r_[rng.choice(best, k - k // 2, replace=replace), rng.choice(pool, k // 2, replace=replace)]
+                     for _ in range(n)]).astype(int).reshape(n, k)
+
+
+def train_task_predictor(x: np.ndarray, source: np.ndarray, steps: int, rng: np.random.Generator,
+                         log: Callable[[str], None], batch: int = 16, max_support: int = 12,
+                         queries: int = 256, tasks: int = 512) -> TaskPredictor:
+    """Episodes: a synthetic task, a support set of 0..max_support architectures and a query set, both
+    weighted towards the best architectures by the source task, as the search's are."""
+    ok = np.flatnonzero(np.isfinite(source))
+    z = np.zeros(len(x), np.float32)
+    z[ok] = (source[ok] - source[ok].mean()) / source[ok].std()
+    best = ok[np.argsort(-source[ok])[:max(len(ok) // 5, 1)]]
+    bank = synthetic_tasks(source, x, rng, tasks)
+    model = TaskPredictor(x.shape[1])
+    xt, zt = torch.as_tensor(x), torch.as_tensor(z)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    for step in range(steps):
+        model.train()
+        k = int(rng.integers(0, max_support + 1))
+        y = bank[rng.integers(tasks, size=batch)]
+        s = _support_sets(rng, best, ok, batch, k)
+        q = _support_sets(rng, best, ok, batch, queries, replace=True)
+        sy, qy = np.take_along_axis(y, s, 1), np.take_along_axis(y, q, 1)
+        offset = sy.mean(1, keepdims=True) if k else 0.0
+        sy_t = torch.as_tensor(sy - offset)
+        pred = model(zt[s], xt[s], sy_t, torch.ones_like(sy_t, dtype=torch.bool), zt[q], xt[q])
+        loss = torch.mean((pred - torch.as_tensor(qy - offset)) ** 2)
+        _step(opt, sched, model, loss)
+        if step % 250 == 0 or step == steps - 1:
+            log(f"  step {step:5d}/{steps}  loss {loss.item():.5f}")
+    return model.eval()
+
+
+def train_generator(decisions: tuple[int, ...], x: np.ndarray, latency: dict[str, np.ndarray], devices: list[str],
+                    source: np.ndarray, memory: np.ndarray, model: LatencyPredictor, task: TaskPredictor,
+                    steps: int, rng: np.random.Generator, log: Callable[[str], None], episodes: int = 4000,
+                    chunk: int = 100, top: int = 16, batch: int = 256) -> Generator:
+    """Distillation: in random situations (a meta-training device with a support set, a synthetic task with
+    a support set, a latency budget between the 3rd and 97th percentile of the predicted latencies, a memory
+    budget or none), the predictors rank the architectures that fit; the generator learns to propose the
+    best `top` of them, the better ranked with more weight."""
+    ok = np.flatnonzero(np.isfinite(source))
+    best = ok[np.argsort(-source[ok])[:max(len(ok) // 5, 1)]]
+    z = np.zeros(len(x), np.float32)
+    z[ok] = (source[ok] - source[ok].mean()) / source[ok].std()
+    bank = synthetic_tasks(source, x, rng, 512)
+    desc = torch.as_tensor(np.stack([device_descriptors(d) for d in devices]))
+    lat = np.stack([latency[d] for d in devices])
+    xt, zt = torch.as_tensor(x), torch.as_tensor(z)
+    conditions, targets = [], []
+    with torch.no_grad():
+        lat_features = model.features(xt)
+        task_features = task.features(zt, xt)
+        for _ in range(episodes // chunk):
+            dev = rng.integers(len(devices), size=chunk)
+            k = int(rng.integers(3, 21))
+            s = np.stack([rng.choice(np.flatnonzero(np.isfinite(lat[d])), k, replace=False) for d in dev])
+            sy = np.take_along_axis(lat[dev], s, 1)
+            sy = torch.as_tensor(sy / sy.mean(1, keepdims=True), dtype=torch.float32)
+            lat_heads, _ = model.posterior(desc[dev], xt[s], sy, torch.ones_like(sy, dtype=torch.bool))
+            kt = int(rng.integers(0, 11))
+            t = _support_sets(rng, best, ok, chunk, kt)
+            ty = np.take_along_axis(bank[rng.integers(len(bank), size=chunk)], t, 1)
+            ty = torch.as_tensor(ty - (ty.mean(1, keepdims=True) if kt else 0.0))
+            task_heads, _ = task.posterior(zt[t], xt[t], ty, torch.ones_like(ty, dtype=torch.bool))
+            predicted = (lat_features @ lat_heads.T).numpy().T  # (chunk, N) relative latencies
+            accuracy = (task_features @ task_heads.T).numpy().T
+            for j in range(chunk):
+                budget = float(np.percentile(predicted[j], rng.uniform(3, 97)))
+                memory_mb = float(np.percentile(memory, rng.uniform(10, 100))) if rng.random() < 0.3 else None
+                fits = np.flatnonzero((predicted[j] <= budget) & (memory <= (memory_mb or np.inf)) & np.isfinite(z))
+                if not len(fits):
+                    continue
+                conditions.append(condition_vector(lat_heads[j].numpy(), task_heads[j].numpy(), budget, memory_mb))
+                targets.append(fits[np.argsort(-accuracy[j, fits])[:top]])
+    cond = np.stack(conditions)
+    generator = Generator(decisions, cond.shape[1])
+    generator.fit_normalisation(cond)
+    pairs = np.array([(e, a, np.exp(-r / 4.0)) for e, best_e in enumerate(targets) for r, a in enumerate(best_e)])
+    opt = torch.optim.AdamW(generator.parameters(), lr=2e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    cond_t = torch.as_tensor(cond)
+    for step in range(steps):
+        generator.train()
+        rows = pairs[rng.integers(len(pairs), size=batch)]
+        e, a, w = rows[:, 0].astype(int), rows[:, 1].astype(int), torch.as_tensor(rows[:, 2], dtype=torch.float32)
+        loss = -(generator.log_prob(cond_t[e], xt[a]) * w).sum() / w.sum()
+        _step(opt, sched, generator, loss)
+        if step % 250 == 0 or step == steps - 1:
+            log(f"  step {step:5d}/{steps}  nll {loss.item():.4f}")
+    return generator.eval()
+
+
+def _step(opt: torch.optim.Optimizer, sched, model: torch.nn.Module, loss: torch.Tensor) -> None:
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()

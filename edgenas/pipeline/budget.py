@@ -1,0 +1,158 @@
+"""`edgenas compile --latency-ms`: the architecture with the best expected accuracy that fits the budgets,
+generated for the device from the store's measurements of it, each candidate built, measured on the device
+and stored (store -> search -> build -> measure -> store), then written as an artifact like `--arch`'s.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import mobile
+from ..artifact.manifest import LIBRARY, ONNX, TFLITE
+from ..data.datasets import Dataset, load_dataset
+from ..data.train import train
+from ..device.budget import budget_for
+from ..device.profile import PROFILES, Profile
+from ..errors import EdgenasError
+from ..measure.place import place
+from ..nas.checkpoint import shipped
+from ..nas.conditioning import descriptor_vector
+from ..nas.search import search
+from ..spaces import DEFAULT_SPACE, SearchSpace, configure
+from ..store import Store
+from .build import Built, build, litert_here, time_built
+from .compile import Artifact, prepare_output, training_report, write_artifact
+
+
+def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir: str | Path,
+                       space: str | SearchSpace = DEFAULT_SPACE,
+                       db: str | Path | None = None, memory_mb: float | None = None, measurements: int = 6,
+                       seed: int = 0, log: Callable[[str], None] = lambda _: None,
+                       tuning_db: str | Path | None = None, data: str | Path | None = None, epochs: int = 30,
+                       accuracy_shots: int = 0, shot_epochs: int = 3) -> Artifact:
+    """`edgenas compile --latency-ms`: generate the architecture with the best expected accuracy that fits the
+    budgets (`latency_ms` and `memory_mb`, else the profile's), conditioned on the store's measurements of this
+    profile; measure each candidate on the device,
+    record it, and re-condition after a miss, within `measurements` new measurements. With `data`, the pick
+    is trained on it before it is compiled, and `accuracy_shots` sampled architectures, each trained for
+    `shot_epochs`, first give the task conditioning (architecture, accuracy) pairs of the user's task."""
+    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    budget = budget_for(profile, latency_ms, memory_mb)
+    if budget.latency_ms is None:
+        raise EdgenasError("give --arch, or a latency budget with --latency-ms (the profile has none)")
+    latency_ms, memory_mb = budget.latency_ms, budget.memory_mb
+    target = profile.resolved_target()
+    if accuracy_shots and data is None:
+        raise EdgenasError("--accuracy-shots trains sampled architectures on your data; give it with --data")
+    if profile.measurable:
+        place(profile, target)
+        if profile.runtime == "litert" and not mobile.available():
+            raise EdgenasError(f"profile '{profile.name}' deploys LiteRT, so its candidates are timed with it: "
+                               f"{mobile.MISSING}")
+    out_dir = prepare_output(out_dir)
+    dataset = load_dataset(data) if data is not None else None
+    sp = configure(space, profile.batch, dataset)
+    archs = list(sp.enumerate())
+    x = np.stack([sp.encode(a) for a in archs])
+    allowed = np.array([budget.fits_memory(sp.costs(a).memory_mb) for a in archs]) if memory_mb else None
+    trained = shipped(sp)
+    prior_accuracy = trained.accuracy.predict(x)
+    shots = accuracy_shot_pairs(sp, archs, allowed, dataset, accuracy_shots, shot_epochs, seed, log) \
+        if accuracy_shots else {}
+    with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
+        latest = store.latest(profile.name, sp.name, sp.input_shape, runtime=profile.runtime)
+        support = ([sp.index(a) for a in latest], list(latest.values()))
+        log(f"{len(latest)} stored {profile.runtime} measurements of '{profile.name}' condition the predictor")
+        if not profile.measurable and not latest:
+            raise EdgenasError(f"profile '{profile.name}' is predict-only (measure.via: none) and the store has no "
+                               f"measurements of it; give it via: rpc to measure the device, or use --arch")
+        built: dict[int, tuple[Built, dict[str, Any]]] = {}
+
+        def measure_candidate(i: int) -> float:
+            work = Path(tmp) / str(i)
+            work.mkdir()
+            b = build(profile, archs[i], work, space=sp, seed=seed, tuning_db=tuning_db)
+            built[i] = (b, time_built(b, store))
+            ms = built[i][1][profile.runtime]["p50_ms"]
+            log(f"measured {archs[i]}: {ms:.3f} ms ({'fits' if budget.fits_latency(ms) else 'misses'} {latency_ms:g} ms)")
+            return ms
+
+        result = search(x, trained, descriptor_vector(profile), latency_ms, measure_candidate,
+                        measurements if profile.measurable else 0, prior_accuracy, allowed=allowed,
+                        memory_mb=memory_mb, support=support, seed=seed,
+                        accuracy_support=([sp.index(a) for a in shots], list(shots.values())))
+        report = {"latency_budget_ms": latency_ms, "memory_budget_mb": memory_mb,
+                  "stored_measurements_used": len(latest), "new_measurements": len(result.candidates),
+                  "accuracy_shots_used": len(shots),
+                  "verified": result.verified, "accuracy_prior": trained.accuracy_task,
+                  "candidates": [{"arch": archs[c.index],
+                                  "predicted_ms": None if c.predicted_ms is None else round(c.predicted_ms, 4),
+                                  "measured_ms": round(c.measured_ms, 4), "fits": budget.fits_latency(c.measured_ms),
+                                  "predicted_accuracy": c.predicted_accuracy} for c in result.candidates]}
+        if profile.measurable and (not result.verified or result.pick not in built):
+            closest = min((c.measured_ms for c in result.candidates), default=float("nan"))
+            raise EdgenasError(f"no candidate measured within {latency_ms:g} ms after {len(result.candidates)} "
+                               f"measurements (fastest {closest:.3f} ms); raise --latency-ms or --measurements")
+        pick = archs[result.pick]
+        extra: dict[str, Any] = {"search": report}
+        model = None
+        if dataset is not None:
+            log(f"training the pick {pick}")
+            done = train(lambda: sp.build(pick, seed=seed), dataset, epochs=epochs, seed=seed, log=log)
+            model, extra["training"] = done.model, training_report(dataset, done, epochs, seed)
+            if shots:
+                extra["accuracy_shots"] = compare_with_shots(sp, pick, shots, dataset, shot_epochs, seed, log)
+        if not profile.measurable:  # predicted to fit with the search's safety margin, not verified
+            b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model)
+            predicted = trained.model.predict(descriptor_vector(profile), x[support[0]], np.asarray(support[1]),
+                                              x[[result.pick]])
+            report["predicted_ms"] = round(float(predicted[0]), 4)
+            if profile.ships_tflite:
+                extra["litert"] = litert_here(b, store)
+            return write_artifact(b, out_dir, {}, {**extra, "not_measured_because":
+                                                   f"profile '{profile.name}' has measure.via: none (predict-only)"},
+                                  budget)
+        if model is not None:  # the trained weights: compiled and measured again, as they ship
+            b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model)
+            latency = time_built(b, store)
+        else:
+            b, latency = built[result.pick]
+            for name in (ONNX, LIBRARY, *((TFLITE,) if b.tflite else ())):
+                shutil.copyfile(b.directory / name, out_dir / name)
+        if profile.ships_tflite:
+            extra["litert"] = litert_here(b, store)
+        return write_artifact(b, out_dir, latency, extra, budget)
+
+
+def accuracy_shot_pairs(sp: SearchSpace, archs: list[str], allowed: np.ndarray | None, data: Dataset, shots: int,
+                        epochs: int, seed: int, log: Callable[[str], None]) -> dict[str, float]:
+    """`shots` architectures sampled from those within the memory budget, each trained briefly (`epochs`) on
+    `data`: their validation accuracies are the task's support set."""
+    rng = np.random.default_rng(seed)
+    pool = np.flatnonzero(allowed) if allowed is not None else np.arange(len(archs))
+    pool = [i for i in pool if not sp.is_degenerate(archs[i])]
+    pairs = {}
+    for k, i in enumerate(rng.choice(pool, size=min(shots, len(pool)), replace=False), start=1):
+        arch = archs[int(i)]
+        done = train(lambda: sp.build(arch, seed=seed), data, epochs=epochs, seed=seed, patience=epochs)
+        pairs[arch] = done.val_accuracy
+        log(f"accuracy shot {k}/{shots}: {arch} {done.val_accuracy:.2f}% after {done.epochs_run} epochs")
+    return pairs
+
+
+def compare_with_shots(sp: SearchSpace, pick: str, shots: dict[str, float], data: Dataset, epochs: int, seed: int,
+                       log: Callable[[str], None]) -> dict[str, Any]:
+    """The pick's accuracy after the shots' short training, beside the sampled architectures' accuracies."""
+    same = shots.get(pick)
+    if same is None:
+        same = train(lambda: sp.build(pick, seed=seed), data, epochs=epochs, seed=seed, patience=epochs).val_accuracy
+    beaten = sum(a < same for a in shots.values())
+    log(f"the pick reaches {same:.2f}% after {epochs} epochs; the {len(shots)} sampled architectures "
+        f"{min(shots.values()):.2f}-{max(shots.values()):.2f}% (it beats {beaten})")
+    return {"epochs": epochs, "sampled": [{"arch": a, "val_accuracy": round(v, 3)} for a, v in shots.items()],
+            "pick_val_accuracy": round(same, 3), "pick_beats": beaten,
+            "best_sampled_val_accuracy": round(max(shots.values()), 3)}

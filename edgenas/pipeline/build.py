@@ -1,0 +1,117 @@
+"""Building and timing one architecture for a profile, the first steps of every command that makes or measures
+a network: space -> network -> ONNX (and .tflite) -> compiled library (`build`), then timed where the profile
+is measured, each output checked against PyTorch's and recorded in the store (`time_built`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .. import host, mobile
+from ..artifact.manifest import LIBRARY, ONNX, TFLITE
+from ..compiler.compile import CompiledLibrary, compile_onnx
+from ..compiler.export import (
+    ExportResult,
+    TFLiteExport,
+    check_output,
+    export_onnx,
+    export_tflite,
+)
+from ..device.profile import Profile
+from ..device.target import ResolvedTarget
+from ..errors import EdgenasError
+from ..measure.place import measure, place, threads_for
+from ..measure.timing import Measurement, Timing
+from ..measure.tracker import Remote
+from ..runtimes import get_runtime
+from ..spaces import DEFAULT_SPACE, SearchSpace, configure
+from ..store import Store
+
+
+@dataclass(frozen=True)
+class Built:
+    """An architecture built for a profile: its network exported and compiled into `directory`."""
+
+    directory: Path
+    profile: Profile
+    target: ResolvedTarget
+    space: SearchSpace
+    arch: str
+    onnx: ExportResult
+    library: CompiledLibrary
+    tflite: TFLiteExport | None = None  # model.tflite, for profiles that ship LiteRT (with the [mobile] extra)
+
+
+def build(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace = DEFAULT_SPACE, seed: int = 0,
+          tuning_db: str | Path | None = None, model=None, tflite: bool | None = None) -> Built:
+    """Build `arch` for `profile` (or take `model`, e.g. trained weights of it), export it to out_dir/model.onnx
+    and compile it to out_dir/model.so with the schedules of `tuning_db` (default: `tuning_db.default_database`);
+    with `tflite` (default: where the profile ships LiteRT and the [mobile] extra is installed), also convert it
+    to out_dir/model.tflite. `space` is a space name (configured with the profile's batch) or a configured space."""
+    target = profile.resolved_target()
+    sp = configure(space, profile.batch)
+    arch = sp.canonical(arch)
+    model = sp.build(arch, seed=seed) if model is None else model
+    exported = export_onnx(model, sp.input_shape, out_dir / ONNX)
+    library = compile_onnx(exported.path, target, out_dir / LIBRARY, tuning_db=tuning_db)
+    if tflite is None:
+        tflite = profile.ships_tflite and mobile.available()
+    converted = export_tflite(model, exported.reference_input, exported.reference_output, out_dir / TFLITE) \
+        if tflite else None
+    return Built(out_dir, profile, target, sp, arch, exported, library, converted)
+
+
+def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = None,
+               timing: Timing = Timing()) -> dict[str, Any]:
+    """Time a built architecture where its profile says (this machine, or a device of an RPC tracker) on each
+    runtime (default: tvm and, locally, onnxruntime for reference), check outputs, record each in `store`."""
+    remote = place(b.profile, b.target)
+    threads = threads_for(b.profile, b.target, remote)
+    results: dict[str, Any] = {}
+    for runtime in runtimes or default_runtimes(remote, b.tflite is not None):
+        m = measure(runtime, model_file(b, runtime), b.onnx.reference_input, threads=threads, timing=timing,
+                    remote=remote)
+        results[runtime] = record_measurement(b, m, remote, store)
+    return results
+
+
+def default_runtimes(remote: Remote | None, tflite: bool) -> tuple[str, ...]:
+    """What is timed by default: tvm; on this machine also onnxruntime for reference, and LiteRT if converted."""
+    return ("tvm",) if remote else ("tvm", "onnxruntime", *(("litert",) if tflite else ()))
+
+
+def model_file(b: Built, runtime: str) -> Path:
+    """The file of `b` that `runtime` runs; a clear error where it was not made."""
+    path = b.directory / get_runtime(runtime).file
+    if not path.is_file():
+        raise EdgenasError(f"no {path.name} was made for {b.arch}: {mobile.MISSING}")
+    return path
+
+
+def record_measurement(b: Built, m: Measurement, remote: Remote | None, store: Store | None,
+                       profile: str | None = None) -> dict[str, Any]:
+    """Check a measurement's output against PyTorch's, record it in `store` under `profile` (default: the one it
+    was built for), and return its report entry."""
+    error = check_output(f"{m.runtime} ({b.arch})", m.output, b.onnx.reference_output)
+    record_id = store.add(profile or b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, m) \
+        if store else None
+    return {**m.stats.as_dict(), "threads": m.threads, "version": m.runtime_version,
+            "where": f"rpc {remote.tracker} key {remote.key}" if remote and m.runtime == "tvm" else "this machine",
+            "device": m.device, "max_abs_error_vs_pytorch": error, "store_id": record_id}
+
+
+def litert_here(b: Built, store: Store | None, measure_here: bool = True, timing: Timing = Timing()) -> dict[str, Any]:
+    """The report's `litert` entry: model.tflite and how it was checked, and, for a device that is not this
+    machine, its LiteRT latency here (XNNPACK, the profile's threads as far as this machine has cores), stored
+    under the `host` profile: a measurement belongs to the device that took it, so it never conditions the
+    phone's predictions. Without the [mobile] extra, what installing it would add."""
+    if b.tflite is None:
+        return {"missing": mobile.MISSING}
+    entry: dict[str, Any] = {"file": TFLITE, "converter": b.tflite.converter, "seconds": round(b.tflite.seconds, 3),
+                             "max_abs_error_vs_pytorch": b.tflite.max_abs_error}
+    if measure_here and (b.profile.measure["via"] != "local" or not b.target.runs_here):
+        threads = min(threads_for(b.profile, b.target, None) or host.cores(), host.cores())
+        m = measure("litert", b.tflite.path, b.onnx.reference_input, threads=threads, timing=timing)
+        entry["latency_here"] = {**record_measurement(b, m, None, store, profile="host"), "stored_as": "host"}
+    return entry

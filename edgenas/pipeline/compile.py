@@ -1,0 +1,143 @@
+"""`edgenas compile --arch`: one architecture (trained on the user's data, if given) built, timed where the
+profile says, and written as a deployable artifact: model.onnx, model.so (model.tflite), model.h,
+manifest.json, report.json and report.html.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import __version__
+from ..artifact.header import c_header
+from ..artifact.manifest import HEADER, LIBRARY, ONNX, TFLITE
+from ..artifact.manifest import write as write_manifest
+from ..artifact.report import write_report
+from ..compiler.export import INPUT_NAME, OPSET, OUTPUT_NAME
+from ..data.datasets import Dataset, load_dataset
+from ..data.train import TrainResult, train
+from ..device.budget import Budget, budget_for
+from ..device.profile import PROFILES, Profile
+from ..errors import EdgenasError
+from ..measure.place import place
+from ..spaces import DEFAULT_SPACE, SearchSpace, configure
+from ..store import Store
+from .build import Built, build, litert_here, time_built
+
+
+@dataclass(frozen=True)
+class Artifact:
+    directory: Path
+    manifest: dict[str, Any]
+    report: dict[str, Any]
+
+
+def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, space: str | SearchSpace = DEFAULT_SPACE,
+                     db: str | Path | None = None, measure_latency: bool = True, seed: int = 0,
+                     tuning_db: str | Path | None = None, data: str | Path | None = None, epochs: int = 30,
+                     log: Callable[[str], None] = lambda _: None) -> Artifact:
+    """`edgenas compile --arch`: write model.onnx, model.so, manifest.json and report.json for `arch`; with
+    `data`, the network is trained on it first and the trained weights are compiled."""
+    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    if measure_latency and profile.measurable:
+        place(profile, profile.resolved_target())
+    out_dir = prepare_output(out_dir)
+    extra: dict[str, Any] = {}
+    model = None
+    if data is not None:
+        dataset = load_dataset(data)
+        space = configure(space, profile.batch, dataset)
+        trained = train(lambda: space.build(space.canonical(arch), seed=seed), dataset, epochs=epochs, seed=seed,
+                        log=log)
+        model, extra["training"] = trained.model, training_report(dataset, trained, epochs, seed)
+    b = build(profile, arch, out_dir, space=space, seed=seed, tuning_db=tuning_db, model=model)
+    latency: dict[str, Any] = {}
+    if measure_latency and (profile.measurable or b.tflite):
+        with Store(db) as store:
+            latency = time_built(b, store) if profile.measurable else {}
+            if profile.ships_tflite:
+                extra["litert"] = litert_here(b, store)
+    elif profile.ships_tflite:
+        extra["litert"] = litert_here(b, None, measure_here=False)
+    reason = "--no-measure" if not measure_latency else f"profile '{profile.name}' has measure.via: none (predict-only)"
+    return write_artifact(b, out_dir, latency, extra if latency else {**extra, "not_measured_because": reason},
+                          budget_for(profile))
+
+
+def training_report(data: Dataset, trained: TrainResult, epochs: int, seed: int) -> dict[str, Any]:
+    return {"data": data.source, "classes": list(data.classes), "image_shape": list(data.image_shape),
+            "max_epochs": epochs, "seed": seed, **trained.as_dict()}
+
+
+def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict[str, Any], budget: Budget) -> Artifact:
+    """Write model.h, manifest.json, report.json and report.html (with report.png) beside model.onnx, model.so
+    (and model.tflite) in `out_dir`; the latency budget is checked on the runtime the profile deploys."""
+    profile = b.profile
+    costs = b.space.costs(b.arch)
+    manifest = {
+        "edgenas_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "space": b.space.name,
+        "arch": b.arch,
+        "profile": profile.name,
+        "runtime": profile.runtime,
+        "target": {"name": b.target.name, "machine": b.target.machine, "device": b.target.device,
+                   "tvm": b.target.tvm, "host": b.target.host},
+        "inputs": [{"name": INPUT_NAME, "shape": list(b.onnx.input_shape), "dtype": "float32"}],
+        "outputs": [{"name": OUTPUT_NAME, "shape": list(b.onnx.output_shape), "dtype": "float32",
+                     **({"classes": extra["training"]["classes"]} if "training" in extra else {})}],
+        "versions": _versions(),
+    }
+    (out_dir / HEADER).write_text(c_header(manifest))
+    manifest = write_manifest(out_dir, manifest, [ONNX, LIBRARY, HEADER, *((TFLITE,) if b.tflite else ())])
+    report = {
+        "arch": b.arch,
+        "profile": profile.name,
+        "runtime": profile.runtime,
+        "target": b.target.name,
+        "costs": costs.as_dict(),
+        "budgets": budget.as_dict(),
+        "fits_memory_budget": budget.fits_memory(costs.memory_mb),
+        "export": {"opset": OPSET, "max_abs_error_onnxruntime_vs_pytorch": b.onnx.max_abs_error},
+        "compile": {"seconds": round(b.library.seconds, 3), "kernels": len(b.library.kernels),
+                    "tuned": list(b.library.tuned), "fallback": list(b.library.fallback),
+                    "tuning_db": str(b.library.tuning_db) if b.library.tuning_db else None},
+        "measured": bool(latency),
+        "latency_ms": latency,
+        **extra,
+    }
+    if latency:
+        tvm_p50 = latency["tvm"]["p50_ms"]
+        if "onnxruntime" in latency:
+            report["tvm_vs_onnxruntime"] = round(tvm_p50 / latency["onnxruntime"]["p50_ms"], 4)
+        if budget.latency_ms is not None and profile.runtime in latency:
+            report["fits_latency_budget"] = budget.fits_latency(latency[profile.runtime]["p50_ms"])
+    write_report(report, out_dir)
+    return Artifact(out_dir, manifest, report)
+
+
+def prepare_output(out_dir: str | Path) -> Path:
+    """Create the output directory and prove it writable before any work is done."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EdgenasError(f"output path {out_dir} is a file, not a directory; pass a directory with -o")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as e:
+        raise EdgenasError(f"cannot write to output directory {out_dir} ({e.strerror}); pass a writable "
+                           f"directory with -o") from None
+    return out_dir
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+    import tvm
+
+    return {"edgenas": __version__, "tvm": tvm.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, "torch": torch.__version__}

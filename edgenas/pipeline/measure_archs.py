@@ -1,0 +1,120 @@
+"""`edgenas measure`: build, compile, time and store architectures on a profile's device, resuming from what the
+store holds; on an RPC profile across every device of its key (`measure.fleet.Fleet`) while the next
+architectures are built.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from .. import host, mobile
+from ..device.profile import PROFILES, Profile
+from ..errors import EdgenasError
+from ..measure.fleet import Fleet, FleetReport, Job, Result
+from ..measure.place import place, threads_for
+from ..measure.timing import Timing
+from ..spaces import DEFAULT_SPACE, SearchSpace, configure
+from ..store import Store
+from .build import Built, build, default_runtimes, record_measurement, time_built
+
+
+@dataclass(frozen=True)
+class MeasureRun:
+    rows: list[dict[str, Any]]  # one per architecture measured now, in the order the results arrived
+    skipped: list[str]  # architectures the store already held for the profile
+    failed: dict[str, str]  # architecture -> why it could not be measured (RPC profiles; locally an error stops)
+    fleet: FleetReport | None  # devices used, dropped and flagged (RPC profiles)
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "skipped": self.skipped, "failed": self.failed,
+                "fleet": self.fleet.as_dict() if self.fleet else None, "seconds": round(self.seconds, 2)}
+
+    def table(self) -> str:
+        """What `edgenas measure` prints: each architecture's timings, the rate, and each device of a fleet."""
+        lines = []
+        for row in self.rows:
+            lines.append(row["arch"])
+            for runtime, s in row.items():
+                if runtime != "arch":
+                    lines.append(f"  {runtime:<12} p50 {s['p50_ms']:9.3f} ms  p90 {s['p90_ms']:9.3f} ms  "
+                                 f"spread {100 * s['spread']:4.1f}%  on {s['device']}  stored as #{s['store_id']}")
+        rate = f", {60 * len(self.rows) / self.seconds:.1f} per minute" if self.rows and self.seconds else ""
+        lines.append(f"measured {len(self.rows)} in {self.seconds:.1f} s{rate}; {len(self.skipped)} already stored")
+        if self.fleet:
+            f = self.fleet
+            for device, n in sorted(f.jobs_per_device.items()):
+                canary = f"  reference {f.canary_ms[device]:.3f} ms" if device in f.canary_ms else ""
+                flag = f"  FLAGGED: {f.flagged[device]:.2f}x its siblings' median" if device in f.flagged else ""
+                lines.append(f"device {device:<21} {n:4d} measured{canary}{flag}")
+            for device, why in sorted(f.dropped.items()):
+                lines.append(f"device {device:<21} dropped: {why}")
+        return "\n".join(lines)
+
+
+def measure_archs(profile: str | Profile, archs: list[str], space: str | SearchSpace = DEFAULT_SPACE,
+                  db: str | Path | None = None, runtimes: Iterable[str] | None = None,
+                  tuning_db: str | Path | None = None, parallel: int | None = None, timing: Timing = Timing(),
+                  log: Callable[[str], None] = lambda _: None) -> MeasureRun:
+    """`edgenas measure`: build, compile, time and record each architecture the store does not hold yet for the
+    profile (so a rerun resumes). An RPC profile's architectures are timed across the devices of its key,
+    `parallel` at a time (default: every device registered), while the next ones are built; each result is
+    stored as it arrives."""
+    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    target = profile.resolved_target()
+    remote = place(profile, target)
+    runtimes = tuple(runtimes or default_runtimes(remote, profile.ships_tflite and mobile.available()))
+    if remote and runtimes != ("tvm",):
+        raise EdgenasError(f"profile '{profile.name}' is measured on RPC devices, which run the tvm runtime only; "
+                           f"leave out --runtime")
+    if "litert" in runtimes and not mobile.available():
+        raise EdgenasError(mobile.MISSING)
+    if parallel and parallel > 1 and not remote:
+        raise EdgenasError(f"--parallel {parallel} needs a fleet: profile '{profile.name}' is measured on this "
+                           f"machine, where parallel timings would share its cores; measure one at a time, or "
+                           f"use a profile with measure.via: rpc")
+    sp = configure(space, profile.batch)
+    wanted = list(dict.fromkeys(sp.canonical(a) for a in archs))
+    start = time.monotonic()
+    rows: list[dict[str, Any]] = []
+    with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
+        stored = [store.latest(profile.name, sp.name, sp.input_shape, r) for r in runtimes]
+        skipped = [a for a in wanted if all(a in s for s in stored)]
+        todo = [a for a in wanted if a not in skipped]
+        log(f"{len(wanted)} architectures: {len(skipped)} already in the store for '{profile.name}', "
+            f"{len(todo)} to measure")
+
+        def builds() -> Iterator[Built]:
+            for i, arch in enumerate(todo):
+                work = Path(tmp) / str(i)  # a library path of its own: dlopen reuses a path loaded before
+                work.mkdir()
+                yield build(profile, arch, work, space=sp, tuning_db=tuning_db, tflite="litert" in runtimes)
+
+        def done(b: Built, latency: dict[str, Any]) -> None:
+            rows.append({"arch": b.arch, **latency})
+            t = latency["tvm"] if "tvm" in latency else next(iter(latency.values()))
+            log(f"[{len(rows)}/{len(todo)}] p50 {t['p50_ms']:.3f} ms on {t['device']}, stored as #{t['store_id']}: "
+                f"{b.arch}")
+
+        if remote is None or not todo:
+            for b in builds():
+                done(b, time_built(b, store, runtimes, timing))
+            return MeasureRun(rows, skipped, {}, None, time.monotonic() - start)
+        building: dict[str, Built] = {}
+
+        def jobs() -> Iterator[Job]:
+            for b in builds():
+                building[b.arch] = b
+                yield Job(b.arch, (b.library.path,), b.onnx.reference_input)
+
+        def arrived(result: Result) -> None:
+            b = building.pop(result.job.key)
+            done(b, {"tvm": record_measurement(b, result.measurements[0], remote, store)})
+
+        threads = threads_for(profile, target, remote) or host.cores()
+        report = Fleet(remote, threads, timing, parallel, canary=True, log=log).run(jobs(), arrived)
+    return MeasureRun(rows, skipped, {str(k): v for k, v in report.failed.items()}, report,
+                      time.monotonic() - start)

@@ -1,0 +1,112 @@
+"""User errors on the real command line: one line on stderr, exit code 2, no traceback."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import edgenas
+
+from ..conftest import ARCH, fails_with
+
+
+def test_bad_arch_string(tmp_path):
+    fails_with("unknown operation 'nor_conv_5x5'", "compile", "--arch", ARCH.replace("3x3~0|+", "5x5~0|+", 1),
+               "-o", str(tmp_path / "o"))
+
+
+def test_unknown_profile(tmp_path):
+    fails_with("no profile 'raspi3'; did you mean 'raspi4'?", "compile", "-t", "raspi3", "-a", ARCH,
+               "-o", str(tmp_path / "o"))
+
+
+def test_profile_naming_a_missing_target(tmp_path):
+    (tmp_path / "board.yaml").write_text(textwrap.dedent("""\
+        name: board
+        description: a board whose target does not exist
+        kind: cpu
+        target: riscv64
+        batch: 1
+        measure: {via: none}
+    """))
+    err = fails_with("target 'riscv64' is not a known target", "--profiles", str(tmp_path), "compile",
+                     "-t", "board", "-a", ARCH, "-o", str(tmp_path / "o"))
+    assert "board.yaml" in err and "add targets/riscv64.yaml" in err
+
+
+def test_bad_profile_field(tmp_path):
+    (tmp_path / "board.yaml").write_text("name: board\ndescription: d\nkind: cpu\ntarget: aarch64\nbatch: 1\n"
+                                         "hardware: {clock_ghz: 1.8 GHz}\nmeasure: {via: none}\n")
+    fails_with("hardware.clock_ghz: '1.8 GHz' carries a unit", "--profiles", str(tmp_path), "profiles", "show",
+               "board")
+
+
+@pytest.mark.parametrize("kind", ["file", "readonly"])
+def test_unwritable_output_dir(tmp_path, kind):
+    import os
+
+    if kind == "file":
+        out = tmp_path / "taken"
+        out.write_text("")
+        message = "is a file, not a directory"
+    else:
+        if os.geteuid() == 0:
+            out = "/proc/edgenas-out"  # not writable even for root
+        else:
+            (tmp_path / "ro").mkdir(mode=0o500)
+            out = tmp_path / "ro" / "out"
+        message = "cannot write to output directory"
+    err = fails_with(message, "compile", "-a", ARCH, "-o", str(out), "--no-measure")
+    assert "-o" in err
+
+
+def test_missing_profiles_folder():
+    fails_with("profile folder /no/such/dir does not exist", "--profiles", "/no/such/dir", "profiles", "list")
+
+
+def test_help_and_listing():
+    out = subprocess.run([sys.executable, "-m", "edgenas", "profiles", "list"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "raspi4" in out and "host" in out
+    out = subprocess.run([sys.executable, "-m", "edgenas", "arch", "show", ARCH], capture_output=True, text=True,
+                         check=True).stdout
+    assert '"params": 802426' in out
+
+
+def test_measuring_a_predict_only_profile():
+    fails_with("profile 'raspi4' is predict-only (measure.via: none)", "measure", "-t", "raspi4", "-a", ARCH)
+
+
+def test_local_measurement_of_foreign_code_is_refused_before_any_work(tmp_path):
+    (tmp_path / "pi.yaml").write_text("name: pi\ndescription: d\nkind: cpu\ntarget: aarch64\nbatch: 1\n"
+                                      "measure: {via: local}\n")
+    out = tmp_path / "out"
+    fails_with("builds aarch64/cpu code, which cannot run on this machine; use --no-measure",
+               "--profiles", str(tmp_path), "compile", "-t", "pi", "-a", ARCH, "-o", str(out))
+    assert not out.exists()
+
+
+def test_bench_and_meta_train_errors(tmp_path, synthetic_benchmark):
+    fails_with("benchmark folder /no/such/bench does not exist", "bench", "latency", "--data", "/no/such/bench",
+               "--devices", "dev0")
+    fails_with("device 'phone' is not a column", "bench", "latency", "--data", str(synthetic_benchmark),
+               "--devices", "phone")
+    fails_with("task 'imagenet' is not a column", "bench", "nas", "--data", str(synthetic_benchmark), "--device",
+               "dev0", "--budget-ms", "p50", "--task", "imagenet")
+    fails_with("meta-training needs at least 2 devices", "meta-train", "--data", str(synthetic_benchmark),
+               "--devices", "dev0", "-o", str(tmp_path / "m.pt"))
+
+
+def test_predict(small_artifact, tmp_path):
+    x = np.random.default_rng(2).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = subprocess.run([sys.executable, "-m", "edgenas", "predict", str(small_artifact.directory), "-i",
+                          str(tmp_path / "x.npy")], capture_output=True, text=True, check=True).stdout
+    np.testing.assert_allclose(json.loads(out)["logits"], edgenas.load(small_artifact.directory).predict(x), atol=1e-6)
+    np.save(tmp_path / "bad.npy", x[:, :, :16])
+    fails_with("input has shape (1, 3, 16, 32), the model takes (1, 3, 32, 32)", "predict",
+               str(small_artifact.directory), "-i", str(tmp_path / "bad.npy"))
+    fails_with("cannot read", "predict", str(small_artifact.directory), "-i", str(tmp_path / "missing.npy"))
+    fails_with("artifact directory", "predict", str(tmp_path / "none"), "-i", str(tmp_path / "x.npy"))

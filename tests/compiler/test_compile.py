@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from edgenas import host
+from edgenas.compiler.compile import compile_onnx
+from edgenas.compiler.export import export_onnx
+from edgenas.compiler.tune import randomize_batch_norms
+from edgenas.device.profile import PROFILES
+
+from ..conftest import ARCH
+
+EM_X86_64, EM_AARCH64 = 62, 183
+
+
+def elf_machine(path) -> int:
+    header = open(path, "rb").read(20)
+    assert header[:4] == b"\x7fELF" and header[4] == 2, "a 64-bit ELF file"
+    return int.from_bytes(header[18:20], "little")
+
+
+@pytest.fixture(scope="module")
+def small_onnx(small, tmp_path_factory):
+    return export_onnx(randomize_batch_norms(small.build(ARCH)), small.input_shape,
+                       tmp_path_factory.mktemp("onnx") / "small.onnx")
+
+
+def test_full_nb201_network_runs_in_tvm_and_matches_pytorch(nb201, tmp_path):
+    import tvm
+    from tvm import relax
+
+    exported = export_onnx(randomize_batch_norms(nb201.build(ARCH), seed=7), nb201.input_shape,
+                           tmp_path / "model.onnx")
+    target = PROFILES.get("host").resolved_target()
+    lib = compile_onnx(exported.path, target, tmp_path / "model.so")
+    assert elf_machine(lib.path) == {"x86_64": EM_X86_64, "aarch64": EM_AARCH64}[host.machine()]
+    assert len(lib.kernels) > 10 and lib.modules[0] == "llvm"
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib.path)), tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(exported.reference_input)).numpy()
+    assert got.shape == (1, 10)
+    assert np.max(np.abs(got - exported.reference_output)) <= 1e-4
+
+
+def test_aarch64_library_is_an_arm_elf(small_onnx, tmp_path):
+    target = PROFILES.get("raspi4").resolved_target()
+    assert target.tvm["mcpu"] == "cortex-a72" and target.tvm["mtriple"] == "aarch64-linux-gnu"
+    lib = compile_onnx(small_onnx.path, target, tmp_path / "model.so")
+    assert elf_machine(lib.path) == EM_AARCH64
+
+
+def test_cuda_library_carries_cuda_kernels(small_onnx, tmp_path):
+    target = PROFILES.get("a100").resolved_target()
+    lib = compile_onnx(small_onnx.path, target, tmp_path / "model.so")
+    assert lib.modules == ("llvm", "cuda")
+    assert elf_machine(lib.path) == EM_X86_64
+    assert b"sm_80" in lib.path.read_bytes() or b"__global__" in lib.path.read_bytes()
+
+
+def test_jetson_library_has_aarch64_host_code_and_cuda_kernels(small_onnx, tmp_path):
+    target = PROFILES.get("jetson-nano").resolved_target()
+    assert target.host["mcpu"] == "cortex-a57" and target.tvm["arch"] == "sm_53"
+    lib = compile_onnx(small_onnx.path, target, tmp_path / "model.so")
+    assert lib.modules == ("llvm", "cuda")
+    assert elf_machine(lib.path) == EM_AARCH64

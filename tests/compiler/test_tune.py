@@ -1,0 +1,174 @@
+"""Tuning: one database serves other architectures with no new trials, an interrupted run resumes, and the
+compile report says which kernels were tuned. Real MetaSchedule tuning of the small NB201 network
+(8 channels, 1 cell per stage), 2 trials per task, measured on this machine."""
+import json
+import platform
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgenas.cli import cli
+from edgenas.compiler.compile import compile_onnx
+from edgenas.compiler.export import export_onnx
+from edgenas.compiler.tune import randomize_batch_norms, tune
+from edgenas.compiler.tuning_db import (
+    SHIPPED_DATABASES,
+    database_path,
+    export_database,
+    open_database,
+    open_fastest,
+)
+from edgenas.device.profile import PROFILES
+from edgenas.errors import EdgenasError
+from edgenas.pipeline.compile import compile_artifact
+
+from ..conftest import ARCH
+
+# The same operation types as ARCH (3x3 convolutions, a pool, skips) in another wiring.
+ARCH_B = "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|skip_connect~1|nor_conv_3x3~2|"
+# 1x1 convolutions, which neither of them has.
+ARCH_1X1 = "|nor_conv_1x1~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"
+TRIALS = 2
+
+
+@pytest.fixture(scope="module")
+def tuned_db(small, tmp_path_factory):
+    """A database tuned for ARCH only."""
+    db = tmp_path_factory.mktemp("tuning") / "db"
+    report = tune("host", small, trials=TRIALS, db=db, archs=[ARCH])
+    assert report.trials_run > 0 and not any(t.skipped for t in report.tasks)
+    return db
+
+
+def record_count(db) -> int:
+    return len(open_database(db).get_all_tuning_records())
+
+
+def compiled(small, arch, db, tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    exported = export_onnx(randomize_batch_norms(small.build(arch)), small.input_shape, tmp_path / "m.onnx")
+    return exported, compile_onnx(exported.path, PROFILES.get("host").resolved_target(), tmp_path / "m.so",
+                                  tuning_db=db)
+
+
+def test_database_serves_another_architecture_with_no_new_trials(small, tuned_db, tmp_path):
+    import tvm
+    from tvm import relax
+
+    before = record_count(tuned_db)
+    exported, lib = compiled(small, ARCH_B, tuned_db, tmp_path)
+    assert lib.tuning_db == tuned_db and lib.tuned
+    # Every convolution and pool is tuned; what may fall back is a small head kernel (the global mean) whose
+    # record, tuned with other fused blocks, does not replay on this network's variant.
+    assert not [k for k in lib.fallback if "conv" in k or "pool" in k], lib.fallback
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib.path)), tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(exported.reference_input)).numpy()
+    scale = max(1.0, float(np.max(np.abs(exported.reference_output))))
+    assert np.max(np.abs(got - exported.reference_output)) <= 1e-4 * scale
+    # Tuning for ARCH_B finds every one of its tasks already tuned: no trial runs, nothing is added.
+    report = tune("host", small, trials=TRIALS, db=tuned_db, archs=[ARCH_B])
+    assert report.trials_run == 0 and all(t.skipped for t in report.tasks)
+    assert record_count(tuned_db) == before
+
+
+@pytest.mark.slow  # tunes, is interrupted and tunes again: ~1 min
+def test_interrupted_tuning_resumes_and_skips_tuned_tasks(small, tmp_path):
+    db = tmp_path / "db"
+    done = []
+
+    def stop_after_three(message):
+        if message.startswith("["):
+            done.append(message.split(":")[0].split()[-1])  # "[####....] 3/19 fused_conv2d_add: ..."
+            if len(done) == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tune("host", small, trials=TRIALS, db=db, archs=[ARCH], log=stop_after_three)
+    kept = record_count(db)
+    assert kept > 0
+    resumed = tune("host", small, trials=TRIALS, db=db, archs=[ARCH])
+    skipped = [t.name for t in resumed.tasks if t.skipped]
+    assert skipped == done
+    assert all(t.records_before >= 1 for t in resumed.tasks if t.skipped)
+    assert resumed.trials_run > 0 and record_count(db) == kept + resumed.trials_run
+    again = tune("host", small, trials=TRIALS, db=db, archs=[ARCH])
+    assert again.trials_run == 0 and all(t.skipped for t in again.tasks)
+
+
+def test_compile_reports_tuned_and_fallback_kernels(small, tuned_db, tmp_path):
+    _, lib = compiled(small, ARCH_1X1, tuned_db, tmp_path)
+    assert lib.tuned and lib.fallback  # its 1x1 convolutions were never tuned
+    assert sorted(lib.tuned + lib.fallback) == sorted(lib.kernels)
+    assert any("conv2d" in k for k in lib.fallback) and any("conv2d" in k for k in lib.tuned)
+
+
+def test_artifact_report_names_the_database_and_its_kernels(tuned_db, tmp_path):
+    # The full-size network shares the head's workloads with the small one, not its convolutions.
+    art = compile_artifact("host", ARCH, tmp_path / "out", measure_latency=False, tuning_db=tuned_db)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())["compile"]
+    assert report == art.report["compile"]
+    assert report["tuning_db"] == str(tuned_db)
+    assert sorted(report["tuned"] + report["fallback"]) == sorted(set(report["tuned"] + report["fallback"]))
+    assert len(report["tuned"]) + len(report["fallback"]) == report["kernels"] and report["fallback"]
+
+
+def test_default_database_is_per_target(monkeypatch, tmp_path):
+    monkeypatch.setenv("EDGENAS_TUNING_DIR", str(tmp_path))
+    host = database_path(PROFILES.get("host").resolved_target())
+    raspi = database_path(PROFILES.get("raspi4").resolved_target())
+    assert host.parent == raspi.parent == tmp_path and host != raspi
+    assert host.name.startswith("x86_64-") and raspi.name.startswith("aarch64-")
+
+
+def test_tune_refuses_a_target_that_cannot_run_here():
+    with pytest.raises(EdgenasError, match="run edgenas tune on the device"):
+        tune("raspi4", trials=1)
+
+
+def test_cli_tune_and_compile_errors_are_one_line(tmp_path, tuned_db):
+    result = CliRunner().invoke(cli, ["tune", "--target", "raspi4", "--trials", "1"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "error:" in result.output
+    missing = tmp_path / "nothing"
+    result = CliRunner().invoke(cli, ["compile", "--arch", ARCH, "--no-measure", "-o", str(tmp_path / "o"),
+                                      "--tuning-db", str(missing)])
+    assert result.exit_code == 2 and "does not exist" in result.output and result.output.count("\n") == 1
+
+
+
+def test_exported_database_keeps_each_workloads_fastest_records(small, tuned_db, tmp_path):
+    source = open_database(tuned_db)
+    copied = export_database(tuned_db, tmp_path / "shipped", top_k=1)
+    exported = open_database(tmp_path / "shipped")
+    records = exported.get_all_tuning_records()
+    assert copied == len(records) > 0
+    assert len({str(r.workload.mod) for r in records}) == len(records)  # one per workload
+    for record in records:
+        fastest = source.get_top_k(source.commit_workload(record.workload.mod), 1)[0]
+        assert [float(s) for s in record.run_secs] == [float(s) for s in fastest.run_secs]
+    # What compile loads is the same selection, in memory.
+    fastest = open_fastest(tuned_db, top_k=1).get_all_tuning_records()
+    assert sorted(float(r.run_secs[0]) for r in fastest) == sorted(float(r.run_secs[0]) for r in records)
+    # It serves a compile as the full database does.
+    _, full = compiled(small, ARCH_B, tuned_db, tmp_path / "a")
+    _, small_db = compiled(small, ARCH_B, tmp_path / "shipped", tmp_path / "b")
+    assert small_db.tuned == full.tuned
+    with pytest.raises(EdgenasError, match="exists"):
+        export_database(tuned_db, tmp_path / "shipped")
+
+
+@pytest.mark.skipif(not (SHIPPED_DATABASES / "x86_64").is_dir() or platform.machine() != "x86_64",
+                    reason="the shipped database is for x86-64 CPUs")
+def test_shipped_database_tunes_every_kernel_of_a_new_architecture(monkeypatch, tmp_path):
+    """A new user (no database of their own) compiles an architecture outside the covering set with the
+    database that ships with edgenas: every kernel tuned, none falls back."""
+    from edgenas.spaces import get_space
+
+    monkeypatch.delenv("EDGENAS_NO_SHIPPED_TUNING")
+    monkeypatch.setenv("EDGENAS_TUNING_DIR", str(tmp_path / "empty"))
+    space = get_space("nb201")
+    assert ARCH_1X1 not in space.tuning_archs()
+    exported = export_onnx(randomize_batch_norms(space.build(ARCH_1X1)), space.input_shape, tmp_path / "m.onnx")
+    lib = compile_onnx(exported.path, PROFILES.get("host").resolved_target(), tmp_path / "m.so")
+    assert lib.tuning_db == SHIPPED_DATABASES / "x86_64"
+    assert lib.tuned and not lib.fallback, lib.fallback
