@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgenas.measure.loopback import LoopbackFleet
+from edgenas.nas.metatrain import MetaTrainConfig
 from edgenas.spaces import get_space
 
 # The cell of NB201's best-known CIFAR-10 architecture family: convolutions, a pool and skips.
@@ -82,7 +83,9 @@ def rpc_tracker():
         fleet.close()
 
 
-SHARED_NB201 = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "nb201"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+TINY = MetaTrainConfig(steps=300, episodes=1000)  # meta-training for tests: seconds, and it still learns
+SHARED_NB201 = SHARED / "nb201"
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +124,7 @@ def synthetic_trained(synthetic_benchmark):
     from edgenas.nas.metatrain import meta_train
 
     bench = load_benchmark(synthetic_benchmark)
-    return bench, meta_train(bench, [f"dev{j}" for j in range(5)], steps=300)
+    return bench, meta_train(bench, [f"dev{j}" for j in range(5)], TINY)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ when its devices are all allowed and none is held out, and meta-trains on the al
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,7 +16,8 @@ from scipy.stats import spearmanr
 from ..errors import EdgenasError
 from ..nas.benchmark import Benchmark
 from ..nas.checkpoint import Trained
-from ..nas.metatrain import meta_train
+from ..nas.metatrain import MetaTrainConfig, meta_train, meta_train_latency
+from ..nas.predictor import LatencyPredictor
 
 
 @dataclass
@@ -38,16 +40,41 @@ class Oracle:
 
 
 def predictor_for(bench: Benchmark, held_out: str, allowed: list[str], log: Callable[[str], None],
-                  steps: int = 1500) -> Trained:
-    """The shipped checkpoint if it is allowed for this held-out device, else models meta-trained here."""
-    if bench.space.checkpoint is not None and bench.space.checkpoint.exists():
-        shipped = Trained.load(bench.space.checkpoint, bench.space.name)
-        if set(shipped.devices) <= set(allowed) and held_out not in shipped.devices:
-            return shipped
+                  config: MetaTrainConfig = MetaTrainConfig()) -> tuple[Trained, float]:
+    """The shipped checkpoint if it is allowed for this held-out device, else models meta-trained here; and the
+    seconds meta-training took (0 for the shipped one)."""
+    shipped = _shipped_for(bench, held_out, allowed)
+    if shipped is not None:
+        return shipped, 0.0
+    start = time.perf_counter()
+    trained = meta_train(bench, _meta_train_devices(held_out, allowed, log), config)
+    return trained, time.perf_counter() - start
+
+
+def latency_predictor_for(bench: Benchmark, held_out: str, allowed: list[str], log: Callable[[str], None],
+                          config: MetaTrainConfig = MetaTrainConfig()) -> tuple[LatencyPredictor, list[str], float]:
+    """As `predictor_for`, for the latency predictor alone (nothing else is meta-trained): the model, its
+    meta-training devices and the seconds meta-training took."""
+    shipped = _shipped_for(bench, held_out, allowed)
+    if shipped is not None:
+        return shipped.model, shipped.devices, 0.0
+    start = time.perf_counter()
+    devices = _meta_train_devices(held_out, allowed, log)
+    return meta_train_latency(bench, devices, config), devices, time.perf_counter() - start
+
+
+def _shipped_for(bench: Benchmark, held_out: str, allowed: list[str]) -> Trained | None:
+    if bench.space.checkpoint is None or not bench.space.checkpoint.exists():
+        return None
+    shipped = Trained.load(bench.space.checkpoint, bench.space.name)
+    return shipped if set(shipped.devices) <= set(allowed) and held_out not in shipped.devices else None
+
+
+def _meta_train_devices(held_out: str, allowed: list[str], log: Callable[[str], None]) -> list[str]:
     devices = [d for d in allowed if d != held_out]
     log(f"meta-training on {len(devices)} devices without {held_out} (the shipped checkpoint saw it or a "
         f"device not allowed)")
-    return meta_train(bench, devices, steps=steps)
+    return devices
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

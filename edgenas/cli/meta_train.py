@@ -18,10 +18,10 @@ from .shell import log, names
 def command(data, devices, steps, seed, accuracy_task, output):
     """Meta-train the latency predictor, task predictor and generator across a benchmark's devices."""
     from ..nas.benchmark import load_benchmark
-    from ..nas.metatrain import meta_train
+    from ..nas.metatrain import MetaTrainConfig, meta_train
 
     bench = load_benchmark(data)
     chosen = names(devices) or bench.devices
-    trained = meta_train(bench, chosen, steps=steps, seed=seed, log=log, accuracy_task=accuracy_task)
+    trained = meta_train(bench, chosen, MetaTrainConfig(steps=steps), seed=seed, log=log, accuracy_task=accuracy_task)
     trained.save(output)
     click.echo(f"checkpoint {output}  ({len(chosen)} devices: {', '.join(chosen)})")

@@ -8,6 +8,7 @@ predictor from a few measurements.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -52,34 +53,60 @@ def least_squares_heads(x: np.ndarray, latency: dict[str, np.ndarray], devices: 
     return np.stack(rows)
 
 
-def meta_train(bench: Benchmark, devices: list[str], steps: int = 1500, seed: int = 0,
+@dataclass(frozen=True)
+class MetaTrainConfig:
+    """How long meta-training runs: `steps` optimiser steps for each model, and the situations (`episodes`)
+    the generator is distilled from. Tests and quick benchmarks use a small one."""
+
+    steps: int = 1500
+    episodes: int = 4000
+
+
+def meta_train(bench: Benchmark, devices: list[str], config: MetaTrainConfig = MetaTrainConfig(), seed: int = 0,
                log: Callable[[str], None] | None = None, accuracy_task: str = "cifar10") -> Trained:
     """Meta-train everything the search uses from a benchmark: the latency predictor on the latency columns
     `devices`, the accuracy prior and the task predictor on the source task `accuracy_task`, and the
-    generator distilled from both; each for `steps` steps."""
+    generator distilled from both, as long as `config` says."""
     if accuracy_task not in bench.accuracy:
         raise EdgenasError(f"source task '{accuracy_task}' is not a column of {bench.source}/accuracy.csv; pass "
                            f"--accuracy-task with one of: {', '.join(bench.tasks) or 'none (add accuracy.csv)'}")
+    log = log or (lambda _: None)
+    steps = config.steps
+    _check_devices(bench, devices)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = bench.encodings()
+    log("latency predictor")
+    model = train_latency_predictor(x, bench.latency, devices, steps, rng, log)
+    source = bench.accuracy[accuracy_task]
+    log(f"accuracy prior and task predictor ({accuracy_task})")
+    prior = train_accuracy_prior(x, source, seed=seed)
+    task = train_task_predictor(x, source, steps, rng, log)
+    log("generator")
+    memory = np.array([bench.space.costs(a).memory_mb for a in bench.archs])
+    generator = train_generator(bench.space.decisions, x, bench.latency, devices, source, memory, model, task, steps,
+                                rng, log, episodes=config.episodes)
+    return Trained(model.eval(), list(devices), bench.space.name, prior, accuracy_task, task, generator)
+
+
+def meta_train_latency(bench: Benchmark, devices: list[str], config: MetaTrainConfig = MetaTrainConfig(),
+                       seed: int = 0, log: Callable[[str], None] = lambda _: None) -> LatencyPredictor:
+    """Meta-train the latency predictor alone on the latency columns `devices` (what `bench latency` scores):
+    the same model `meta_train` makes with the same seed."""
+    _check_devices(bench, devices)
+    torch.manual_seed(seed)
+    log("latency predictor")
+    return train_latency_predictor(bench.encodings(), bench.latency, devices, config.steps,
+                                   np.random.default_rng(seed), log)
+
+
+def _check_devices(bench: Benchmark, devices: list[str]) -> None:
     unknown = [d for d in devices if d not in bench.latency]
     if unknown:
         raise EdgenasError(f"device '{unknown[0]}' is not a column of {bench.source}/latency_ms.csv; known: "
                            f"{', '.join(bench.devices)}")
     if len(devices) < 2:
         raise EdgenasError("meta-training needs at least 2 devices; pass more with --devices")
-    log = log or (lambda _: None)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    x = bench.encodings()
-    source = bench.accuracy[accuracy_task]
-    log("latency predictor")
-    model = train_latency_predictor(x, bench.latency, devices, steps, rng, log)
-    log(f"accuracy prior and task predictor ({accuracy_task})")
-    prior = train_accuracy_prior(x, source, seed=seed)
-    task = train_task_predictor(x, source, steps, rng, log)
-    log("generator")
-    memory = np.array([bench.space.costs(a).memory_mb for a in bench.archs])
-    generator = train_generator(bench.space.decisions, x, bench.latency, devices, source, memory, model, task, steps, rng, log)
-    return Trained(model.eval(), list(devices), bench.space.name, prior, accuracy_task, task, generator)
 
 
 def train_latency_predictor(x: np.ndarray, latency: dict[str, np.ndarray], devices: list[str], steps: int,

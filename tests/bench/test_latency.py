@@ -5,6 +5,8 @@ from edgenas.bench.latency import bench_latency
 from edgenas.errors import EdgenasError
 from edgenas.nas.benchmark import load_benchmark
 
+from ..conftest import TINY
+
 
 def test_oracle_refuses_the_query_after_its_budget():
     oracle = Oracle([1.0, 2.0, 3.0, 4.0], budget=2, name="dev")
@@ -18,7 +20,7 @@ def test_bench_latency_holds_devices_out_of_meta_training(synthetic_benchmark):
     bench = load_benchmark(synthetic_benchmark)
     said = []
     result = bench_latency(bench, ["dev5"], support=10, seeds=2,
-                           meta_train_devices=[f"dev{j}" for j in range(6)], meta_train_steps=300,
+                           meta_train_devices=[f"dev{j}" for j in range(6)], meta_training=TINY,
                            log=said.append)
     entry = result["devices"]["dev5"]
     assert "dev5" not in entry["meta_train_devices"] and len(entry["meta_train_devices"]) == 5

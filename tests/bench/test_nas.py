@@ -4,11 +4,13 @@ from edgenas.bench.nas import bench_nas, table
 from edgenas.errors import EdgenasError
 from edgenas.nas.benchmark import load_benchmark
 
+from ..conftest import TINY
+
 
 def test_bench_nas_json(synthetic_benchmark):
     bench = load_benchmark(synthetic_benchmark)
     result = bench_nas(bench, ["dev5"], ["p50", "1000"], seeds=1,
-                       meta_train_devices=[f"dev{j}" for j in range(5)], meta_train_steps=300)
+                       meta_train_devices=[f"dev{j}" for j in range(5)], meta_training=TINY)
     assert len(result["runs"]) == 2 and result["violations"] == 0
     run = result["runs"][0]
     assert {"pick", "latency_ms", "accuracy", "oracle_accuracy", "ratio"} <= set(run)
