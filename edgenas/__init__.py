@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _API = {"compile_artifact": "pipeline.compile", "compile_for_budget": "pipeline.budget",
         "measure_archs": "pipeline.measure_archs", "get_space": "spaces", "load": "artifact.load",
-        "fetch_runtime_libs": "artifact.runtime_libs", "gate": "gate"}
+        "fetch_runtime_libs": "artifact.runtime_libs"}
 
 
 def __getattr__(name: str):

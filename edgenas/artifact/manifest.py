@@ -69,6 +69,10 @@ def sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def _tensor(entry: dict[str, Any]) -> TensorSpec:
+    return TensorSpec(str(entry["name"]), tuple(int(d) for d in entry["shape"]), np.dtype(entry["dtype"]).name)
+
+
 def write(out_dir: Path, manifest: dict[str, Any], files: list[str]) -> dict[str, Any]:
     """Write `manifest` with the SHA-256 of each of `files` (names in `out_dir`) as out_dir/manifest.json,
     replacing any old one only once the new one is complete; return what was written."""
@@ -97,8 +101,7 @@ def read(directory: str | Path) -> Manifest:
     if missing:
         raise EdgenasError(f"{path} lacks {', '.join(missing)}; {RECOMPILE}")
     try:
-        inputs, outputs = (tuple(TensorSpec(str(t["name"]), tuple(int(d) for d in t["shape"]), np.dtype(t["dtype"]).name)
-                                 for t in data[kind]) for kind in ("inputs", "outputs"))
+        inputs, outputs = (tuple(_tensor(t) for t in data[kind]) for kind in ("inputs", "outputs"))
         if not all(isinstance(data["target"][k], str) for k in ("name", "machine", "device")) \
                 or not isinstance(data["target"].get("tvm"), dict) or not isinstance(data["files"], dict):
             raise TypeError("target name, machine and device must be strings, target tvm a map, files a map of "
