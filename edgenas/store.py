@@ -1,4 +1,5 @@
-"""The measurement store: every latency edgenas measures, in one SQLite file.
+"""The measurement store: every latency edgenas measures, and those measured elsewhere and imported
+(`import_latencies`), in one SQLite file.
 
 WAL journal, one committed transaction per measurement (synchronous=FULL), so a crash mid-run loses
 nothing already written. The schema is versioned with `PRAGMA user_version` and migrated forward on open;
@@ -16,8 +17,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import __version__, host
+from .device.profile import PROFILES, Profile
+from .device.target import TARGETS
 from .errors import EdgenasError
 from .measure.timing import Measurement
+from .runtimes import get_runtime
+from .spaces import DEFAULT_SPACE, SearchSpace, configure, read_latencies
 
 MIGRATIONS = [
     """
@@ -48,6 +53,7 @@ MIGRATIONS = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+IMPORTED = "imported"  # the device (and machine) of a latency measured elsewhere and imported from a file
 
 
 def default_path() -> Path:
@@ -124,19 +130,37 @@ class Store:
 
         digest, facts = host.fingerprint()
         s = m.stats
-        row = dict(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), profile=profile,
-                   runtime=m.runtime, space=space, arch=arch, input_shape=json.dumps(list(input_shape)),
-                   threads=m.threads, p50_ms=s.p50_ms, p90_ms=s.p90_ms, min_ms=s.min_ms, mean_ms=s.mean_ms,
-                   std_ms=s.std_ms, spread=s.spread, repeats=s.repeats, number=s.number, stable=int(s.stable),
-                   target=json.dumps(target, sort_keys=True), edgenas_version=__version__,
-                   tvm_version=tvm.__version__, runtime_version=m.runtime_version, machine=digest,
-                   machine_facts=json.dumps(facts, sort_keys=True), device=m.device)
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
+        return self._insert([dict(
+            profile=profile, runtime=m.runtime, space=space, arch=arch, input_shape=json.dumps(list(input_shape)),
+            threads=m.threads, p50_ms=s.p50_ms, p90_ms=s.p90_ms, min_ms=s.min_ms, mean_ms=s.mean_ms, std_ms=s.std_ms,
+            spread=s.spread, repeats=s.repeats, number=s.number, stable=int(s.stable),
+            target=json.dumps(target, sort_keys=True), tvm_version=tvm.__version__, runtime_version=m.runtime_version,
+            machine=digest, machine_facts=json.dumps(facts, sort_keys=True), device=m.device)])[0]
+
+    def add_imported(self, profile: str, runtime: str, space: str, input_shape: tuple[int, ...],
+                     target: dict[str, Any], latencies: dict[str, float], source: str) -> list[int]:
+        """Write latencies measured elsewhere (architecture -> ms, e.g. by LiteRT's benchmark tool on a phone) in
+        one transaction, so a file is imported whole or not at all; return their ids. They are marked as such:
+        device 'imported', no repeats, and the file they came from."""
+        return self._insert([dict(
+            profile=profile, runtime=runtime, space=space, arch=arch, input_shape=json.dumps(list(input_shape)),
+            threads=0, p50_ms=ms, p90_ms=ms, min_ms=ms, mean_ms=ms, std_ms=0.0, spread=0.0, repeats=0, number=0,
+            stable=1, target=json.dumps(target, sort_keys=True), tvm_version="", runtime_version=IMPORTED,
+            machine=IMPORTED, machine_facts=json.dumps({"source": source}), device=IMPORTED)
+            for arch, ms in latencies.items()])
+
+    def _insert(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert `rows` (columns but the creation time and edgenas version) in one committed transaction."""
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        ids = []
         with self.db:  # BEGIN ... COMMIT, rolled back on error
             self.db.execute("BEGIN IMMEDIATE")
-            cur = self.db.execute(f"INSERT INTO measurements ({columns}) VALUES ({marks})", list(row.values()))
-        return int(cur.lastrowid)
+            for row in rows:
+                row = {"created_at": created, "edgenas_version": __version__, **row}
+                columns, marks = ", ".join(row), ", ".join("?" for _ in row)
+                cur = self.db.execute(f"INSERT INTO measurements ({columns}) VALUES ({marks})", list(row.values()))
+                ids.append(int(cur.lastrowid))
+        return ids
 
     def records(self, profile: str | None = None, runtime: str | None = None,
                 space: str | None = None) -> Iterator[Record]:
@@ -160,3 +184,31 @@ class Store:
         what the store knows of the device, wherever it was measured (here, or on any device of its fleet)."""
         return {r.arch: r.p50_ms for r in self.records(profile=profile, runtime=runtime, space=space)
                 if r.input_shape == tuple(input_shape)}
+
+
+@dataclass(frozen=True)
+class Imported:
+    profile: str
+    runtime: str
+    ids: list[int]
+    store: Path
+
+    def summary(self) -> str:
+        """What `edgenas store import` prints."""
+        return (f"imported {len(self.ids)} {self.runtime} latencies of '{self.profile}' into {self.store}; they "
+                f"condition edgenas compile --target {self.profile} --latency-ms B")
+
+
+def import_latencies(path: str | Path, profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE,
+                     runtime: str | None = None, db: str | Path | None = None) -> Imported:
+    """`edgenas store import`: add the latencies of a CSV (`arch,latency_ms`, measured elsewhere) to the store as
+    measurements of `profile` on `runtime` (default: the runtime it deploys), where they join its support set.
+    Every line is checked before anything is written."""
+    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    runtime = get_runtime(runtime or profile.runtime).name
+    sp = configure(space, profile.batch)
+    latencies = read_latencies(path, sp)
+    with Store(db) as store:
+        ids = store.add_imported(profile.name, runtime, sp.name, sp.input_shape, TARGETS.get(profile.target).tvm,
+                                 latencies, str(path))
+        return Imported(profile.name, runtime, ids, store.path)

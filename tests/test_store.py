@@ -110,3 +110,59 @@ def test_latest_is_the_newest_measurement_of_each_arch_at_the_input_shape(tmp_pa
         store.add("raspi4", "nb201", "other", (1, 3, 32, 32), {}, fake_measurement(9.0))
         assert store.latest("host", "nb201", (1, 3, 32, 32)) == {ARCH: 4.0}
         assert store.latest("host", "nb201", (1, 3, 32, 32), runtime="onnxruntime") == {}
+
+
+PIXEL_ARCHS = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+               "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|avg_pool_3x3~2|")
+
+
+def test_import_adds_latencies_measured_elsewhere_to_the_support_set(tmp_path):
+    from edgenas.spaces import get_space
+    from edgenas.store import import_latencies
+
+    csv = tmp_path / "pixel.csv"
+    csv.write_text(f"# LiteRT benchmark_model on a Pixel 7, 4 threads\narch,latency_ms\n{PIXEL_ARCHS[0]},4.25\n"
+                   f"{PIXEL_ARCHS[1]} , 1.5\n")
+    done = import_latencies(csv, "pixel", db=tmp_path / "db.sqlite")
+    assert (done.profile, done.runtime, len(done.ids)) == ("pixel", "litert", 2)
+    assert "imported 2 litert latencies of 'pixel'" in done.summary()
+    sp = get_space("nb201")
+    with Store(tmp_path / "db.sqlite") as store:
+        assert store.latest("pixel", "nb201", sp.input_shape, runtime="litert") == \
+            {sp.canonical(PIXEL_ARCHS[0]): 4.25, sp.canonical(PIXEL_ARCHS[1]): 1.5}
+        assert {r.device for r in store.records(profile="pixel")} == {"imported"}
+        assert not store.latest("pixel", "nb201", sp.input_shape, runtime="tvm")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("arch\n{a},1\n", r"pixel.csv: a CSV needs the columns arch, latency_ms \(header: arch\)"),
+    ("arch,latency_ms\n{a},fast\n", r"pixel.csv:2: latency 'fast' is not a positive number of milliseconds"),
+    ("arch,latency_ms\n{a},-1\n", r"pixel.csv:2: latency '-1' is not a positive number"),
+    ("arch,latency_ms\n{a},1\n{a},nan\n", r"pixel.csv:3: latency 'nan' is not a positive number"),
+    ("arch,latency_ms\n{a},1\n|nor_conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|,2\n",
+     r"pixel.csv:3: arch .* unknown operation 'nor_conv_5x5'"),
+    ("arch,latency_ms\n{a},1\n\n{a},2\n", r"pixel.csv:4: .* is listed again \(first on line 2\)"),
+    ("arch,latency_ms\n", r"pixel.csv holds no latencies under its header"),
+])
+def test_import_checks_every_line_and_writes_nothing_on_a_bad_one(tmp_path, text, message):
+    from edgenas.store import import_latencies
+
+    csv = tmp_path / "pixel.csv"
+    csv.write_text(text.format(a=PIXEL_ARCHS[0]))
+    with pytest.raises(EdgenasError, match=message):
+        import_latencies(csv, "pixel", db=tmp_path / "db.sqlite")
+    with Store(tmp_path / "db.sqlite") as store:
+        assert not list(store.records()), "a file is imported whole or not at all"
+
+
+def test_import_on_the_command_line(tmp_path):
+    from .conftest import fails_with
+
+    csv = tmp_path / "raspi.csv"
+    csv.write_text(f"arch,latency_ms\n{PIXEL_ARCHS[0]},31.5\n")
+    db = str(tmp_path / "db.sqlite")
+    run = subprocess.run([sys.executable, "-m", "edgenas", "store", "import", str(csv), "--target", "raspi4", "--db", db],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.startswith("imported 1 tvm latencies of 'raspi4'"), run.stderr
+    fails_with("no runtime 'litrt'; did you mean 'litert'?", "store", "import", str(csv), "-t", "raspi4", "--runtime", "litrt", "--db", db)
+    fails_with("no profile 'raspi5'", "store", "import", str(csv), "-t", "raspi5", "--db", db)

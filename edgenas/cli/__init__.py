@@ -8,7 +8,7 @@ from .. import __version__
 from ..device.profile import PROFILES
 from ..device.target import TARGETS
 from ..errors import EdgenasError
-from . import bench, catalog, compile, fleet, gate, measure, meta_train, predict, tune
+from . import bench, catalog, compile, fleet, gate, measure, meta_train, predict, store, tune
 from .shell import Cli, UserError
 
 
@@ -30,7 +30,7 @@ def cli(profile_dirs, target_dirs):
 
 
 for _command in (compile.command, gate.command, tune.command, measure.command, fleet.group, meta_train.command,
-                 bench.group, predict.command, catalog.profiles, catalog.targets, catalog.arch):
+                 store.group, bench.group, predict.command, catalog.profiles, catalog.targets, catalog.arch):
     cli.add_command(_command)
 
 

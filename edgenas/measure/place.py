@@ -26,8 +26,7 @@ def place(profile: Profile, target: ResolvedTarget) -> Remote | None:
     (the tracker is asked whether it has any); refuse otherwise."""
     how = profile.measure
     if how["via"] == "none":
-        raise EdgenasError(f"profile '{profile.name}' is predict-only (measure.via: none); give it via: local "
-                           f"or via: rpc to measure it")
+        raise EdgenasError(f"profile '{profile.name}' is predict-only (measure.via: none); {ways_to_measure(profile)}")
     if how["via"] == "rpc":
         remote = Remote(how["tracker"], how["key"], target.device, how.get("timeout_s", Remote.timeout_s),
                         how.get("call_timeout_s", Remote.call_timeout_s), tuple(how.get("cpus", ())))
@@ -37,6 +36,17 @@ def place(profile: Profile, target: ResolvedTarget) -> Remote | None:
         raise EdgenasError(f"profile '{profile.name}' builds {target.machine}/{target.device} code, which cannot "
                            f"run on this machine; use --no-measure, or measure it on the device with via: rpc")
     return None
+
+
+def ways_to_measure(profile: Profile) -> str:
+    """Advice for a device that edgenas does not measure: only what works for this profile (a phone runs no
+    edgenas, and TVM's RPC servers time TVM libraries only)."""
+    ways = [] if profile.kind.startswith("mobile") else ["run edgenas on the device with measure.via: local"]
+    if get_runtime(profile.runtime).remote:
+        ways.append("reach it through a TVM RPC tracker with measure.via: rpc")
+    imported = f"time it there with {profile.runtime} and add the latencies with edgenas store import FILE " \
+               f"--target {profile.name}"
+    return "; ".join([*ways, f"or {imported}" if ways else imported])
 
 
 def threads_for(profile: Profile, target: ResolvedTarget, remote: Remote | None) -> int | None:

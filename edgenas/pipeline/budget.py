@@ -18,7 +18,7 @@ from ..data.train import train
 from ..device.budget import budget_for
 from ..device.profile import PROFILES, Profile
 from ..errors import EdgenasError
-from ..measure.place import place
+from ..measure.place import place, ways_to_measure
 from ..nas.checkpoint import shipped
 from ..nas.conditioning import descriptor_vector
 from ..nas.search import search
@@ -36,8 +36,8 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
                        accuracy_shots: int = 0, shot_epochs: int = 3) -> Artifact:
     """`edgenas compile --latency-ms`: generate the architecture with the best expected accuracy that fits the
     budgets (`latency_ms` and `memory_mb`, else the profile's), conditioned on the store's measurements of this
-    profile; measure each candidate on the device,
-    record it, and re-condition after a miss, within `measurements` new measurements. With `data`, the pick
+    profile; measure each candidate on the device, record it, and re-condition after a miss, within
+    `measurements` new measurements. With `data`, the pick
     is trained on it before it is compiled, and `accuracy_shots` sampled architectures, each trained for
     `shot_epochs`, first give the task conditioning (architecture, accuracy) pairs of the user's task."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
@@ -58,7 +58,9 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
     sp = configure(space, profile.batch, dataset)
     archs = list(sp.enumerate())
     x = np.stack([sp.encode(a) for a in archs])
-    allowed = np.array([budget.fits_memory(sp.costs(a).memory_mb) for a in archs]) if memory_mb else None
+    allowed = np.array([not sp.is_degenerate(a) for a in archs])  # a network that ignores its input is no answer
+    if memory_mb:
+        allowed &= np.array([budget.fits_memory(sp.costs(a).memory_mb) for a in archs])
     trained = shipped(sp)
     prior_accuracy = trained.accuracy.predict(x)
     shots = accuracy_shot_pairs(sp, archs, allowed, dataset, accuracy_shots, shot_epochs, seed, log) \
@@ -69,7 +71,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
         log(f"{len(latest)} stored {profile.runtime} measurements of '{profile.name}' condition the predictor")
         if not profile.measurable and not latest:
             raise EdgenasError(f"profile '{profile.name}' is predict-only (measure.via: none) and the store has no "
-                               f"measurements of it; give it via: rpc to measure the device, or use --arch")
+                               f"measurements of it; {ways_to_measure(profile)}; or give --arch")
         built: dict[int, tuple[Built, dict[str, Any]]] = {}
 
         def measure_candidate(i: int) -> float:
@@ -78,7 +80,8 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
             b = build(profile, archs[i], work, space=sp, seed=seed, tuning_db=tuning_db)
             built[i] = (b, time_built(b, store))
             ms = built[i][1][profile.runtime]["p50_ms"]
-            log(f"measured {archs[i]}: {ms:.3f} ms ({'fits' if budget.fits_latency(ms) else 'misses'} {latency_ms:g} ms)")
+            verdict = "fits" if budget.fits_latency(ms) else "misses"
+            log(f"measured {archs[i]}: {ms:.3f} ms ({verdict} {latency_ms:g} ms)")
             return ms
 
         result = search(x, trained, descriptor_vector(profile), latency_ms, measure_candidate,
@@ -128,13 +131,12 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
         return write_artifact(b, out_dir, latency, extra, budget)
 
 
-def accuracy_shot_pairs(sp: SearchSpace, archs: list[str], allowed: np.ndarray | None, data: Dataset, shots: int,
+def accuracy_shot_pairs(sp: SearchSpace, archs: list[str], allowed: np.ndarray, data: Dataset, shots: int,
                         epochs: int, seed: int, log: Callable[[str], None]) -> dict[str, float]:
-    """`shots` architectures sampled from those within the memory budget, each trained briefly (`epochs`) on
-    `data`: their validation accuracies are the task's support set."""
+    """`shots` architectures sampled from the `allowed` ones (within the memory budget, not degenerate), each
+    trained briefly (`epochs`) on `data`: their validation accuracies are the task's support set."""
     rng = np.random.default_rng(seed)
-    pool = np.flatnonzero(allowed) if allowed is not None else np.arange(len(archs))
-    pool = [i for i in pool if not sp.is_degenerate(archs[i])]
+    pool = np.flatnonzero(allowed)
     pairs = {}
     for k, i in enumerate(rng.choice(pool, size=min(shots, len(pool)), replace=False), start=1):
         arch = archs[int(i)]

@@ -45,6 +45,12 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
         place(profile, profile.resolved_target())
     out_dir = prepare_output(out_dir)
     extra: dict[str, Any] = {}
+    sp = configure(space, profile.batch)
+    if sp.is_degenerate(sp.canonical(arch)):
+        warning = (f"{sp.canonical(arch)} is degenerate: no path leads from the network's input to its output, so "
+                   f"its output is the same for every input; compile it only to test a toolchain")
+        log(f"warning: {warning}")
+        extra["warnings"] = [warning]
     model = None
     if data is not None:
         dataset = load_dataset(data)

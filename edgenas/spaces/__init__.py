@@ -3,7 +3,7 @@ A space is one sub-package of this folder (`nb201/`), found by its folder name a
 import importlib
 import pkgutil
 
-from .archs import read_archs
+from .archs import read_archs, read_latencies
 from .base import Costs, SearchSpace
 from .registry import DEFAULT_SPACE, SPACES, configure, get_space, register_space
 
@@ -12,4 +12,4 @@ for _package in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_package.name}")
 
 __all__ = ["Costs", "DEFAULT_SPACE", "SPACES", "SearchSpace", "configure", "get_space", "read_archs",
-           "register_space"]
+           "read_latencies", "register_space"]

@@ -9,7 +9,7 @@ import pytest
 from edgenas.artifact.manifest import sha256
 from edgenas.errors import EdgenasError
 
-from ..conftest import ARCH
+from ..conftest import ARCH, ARCH_DEGENERATE
 
 ARCH_CHEAP = "|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
 
@@ -152,3 +152,17 @@ def test_predict_only_profile_generates_from_stored_measurements(nb201, tmp_path
     assert not search["verified"] and search["predicted_ms"] <= 15.0 * 0.95
     assert not art.report["measured"] and (tmp_path / "pi" / "model.so").exists()
     assert art.manifest["target"]["machine"] == "aarch64"
+
+
+def test_a_degenerate_architecture_is_never_generated_and_warned_about_with_arch(small, tmp_path):
+    from edgenas.pipeline.budget import compile_for_budget
+    from edgenas.pipeline.compile import compile_artifact
+
+    # Only cells whose output ignores their input fit 0.35 MB (the smallest live one needs 0.40 MB)
+    with pytest.raises(EdgenasError, match="no architecture meets the memory budget"):
+        compile_for_budget("host", 5.0, tmp_path / "gen", memory_mb=0.35, db=tmp_path / "db.sqlite")
+    said = []
+    art = compile_artifact("host", ARCH_DEGENERATE, tmp_path / "deg", space=small, measure_latency=False,
+                           log=said.append)
+    assert any(m.startswith("warning: ") and "is degenerate" in m for m in said)
+    assert "is degenerate" in art.report["warnings"][0]
