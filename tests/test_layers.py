@@ -112,3 +112,13 @@ def test_the_checks_catch_what_they_guard_against(tmp_path):
     found = imports(inside, known)
     assert ("edgenas.cli.shell", [], 2) in found and ("edgenas.device.profile", ["_x"], 3) in found
     assert layer("edgenas.cli.shell") > layer("edgenas.store") > layer("edgenas.measure.timing")
+
+
+def test_every_package_ships():
+    """A folder of edgenas missing from pyproject.toml's package list works in a checkout and is absent from an
+    installed edgenas (the Docker image, a wheel)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    packages = {module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
+    assert packages <= listed, f"add to [tool.setuptools] packages: {sorted(packages - listed)}"

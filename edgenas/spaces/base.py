@@ -37,6 +37,22 @@ class Costs:
                 "memory_mb": round(self.memory_mb, 4)}
 
 
+def peak_live(program: list[tuple[str, list[str], int]], input_elements: int) -> int:
+    """The most tensor elements alive at once when `program` runs in order: each step (output, inputs, its
+    elements) writes a new tensor while its inputs are alive, and a tensor is freed right after its last reader.
+    The network's input is the tensor "input"."""
+    last_use = {t: i for i, (_, ins, _) in enumerate(program) for t in ins}
+    live = {"input": input_elements}
+    peak = input_elements
+    for i, (out, ins, elements) in enumerate(program):
+        live[out] = elements
+        peak = max(peak, sum(live.values()))
+        for t in set(ins):
+            if last_use[t] == i:
+                live.pop(t, None)
+    return peak
+
+
 class SearchSpace(ABC):
     """A search space and what is registered with it: its name and size, the input its networks take
     (`input_shape`, from the configuration), the checkpoint meta-trained for it (`checkpoint`) and the
@@ -64,9 +80,10 @@ class SearchSpace(ABC):
     def from_choices(self, choices: tuple[int, ...]) -> str:
         """The canonical architecture made of one choice per decision."""
 
-    @abstractmethod
     def enumerate(self) -> Iterator[str]:
-        """Every architecture of the space, as canonical strings."""
+        """Every architecture of the space, as canonical strings, where the space is small enough to list."""
+        raise EdgenasError(f"search space '{self.name}' has {self.size:.3g} architectures, too many to list; "
+                           f"sample them or search from the generator's proposals")
 
     @abstractmethod
     def build(self, arch: str, seed: int = 0):

@@ -166,3 +166,22 @@ def test_a_degenerate_architecture_is_never_generated_and_warned_about_with_arch
                            log=said.append)
     assert any(m.startswith("warning: ") and "is degenerate" in m for m in said)
     assert "is degenerate" in art.report["warnings"][0]
+
+
+def test_an_fbnet_architecture_compiles_and_runs_like_pytorch(tmp_path):
+    """The second space through the same path: export, TVM compile, artifact, and the library's output."""
+    import numpy as np
+    import torch
+
+    from edgenas.artifact.load import load
+    from edgenas.pipeline.compile import compile_artifact
+    from edgenas.spaces import get_space
+
+    fbnet = get_space("fbnet", input_size=16)
+    arch = "k3_e1_g2-k5_e6-skip-k3_e3-" + "-".join(fbnet.sample(1, seed=9)[0].split("-")[4:])
+    art = compile_artifact("host", arch, tmp_path / "fbnet", space=fbnet, measure_latency=False)
+    assert art.manifest["space"] == "fbnet" and art.report["costs"]["params"] == fbnet.costs(arch).params
+    x = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        expected = fbnet.build(arch)(torch.from_numpy(x)).numpy()
+    assert np.abs(load(art.directory).predict(x) - expected).max() < 1e-3

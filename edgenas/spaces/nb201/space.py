@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from ...errors import EdgenasError
-from ..base import Costs, SearchSpace
+from ..base import Costs, SearchSpace, peak_live
 from ..registry import register_space
 from .cell import EDGES, FORMAT, KERNEL, OPS, NetConfig, node_states, used_nodes
 
@@ -223,16 +223,7 @@ class NB201(SearchSpace):
         x = emit("gap", [x], last[0])
         emit("logits", [x], out_elems)
 
-        last_use = {t: i for i, (_, ins, _) in enumerate(program) for t in ins}
-        live = {"input": c.in_channels * c.input_size**2}
-        peak = sum(live.values())
-        for i, (out, ins, elems) in enumerate(program):
-            live[out] = elems
-            peak = max(peak, sum(live.values()))
-            for t in set(ins):
-                if last_use[t] == i:
-                    live.pop(t, None)
-        return peak
+        return peak_live(program, c.in_channels * c.input_size**2)
 
     @staticmethod
     def _cell_program(ops, states, x: str, tag: str, elems: int, emit) -> str:
