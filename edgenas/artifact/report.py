@@ -68,6 +68,11 @@ def summary(report: dict[str, Any], directory: Path) -> str:
     lines.append(f"compiled   {comp['kernels']} kernels in {comp['seconds']:.1f} s ({how})")
     if not r["measured"]:
         lines.append(f"latency    not measured: {r['not_measured_because']}")
+    search = r.get("search", {})
+    if "predicted_ms" in search:
+        low, high = search["predicted_interval_ms"]
+        lines.append(f"latency    UNVERIFIED: predicted {search['predicted_ms']:.3f} ms (+-2 sd {low:.3f}-{high:.3f} ms, "
+                     f"not calibrated) for the budget {search['latency_budget_ms']:g} ms; measure the device to verify")
     for runtime, s in r["latency_ms"].items():
         flag = "" if s["stable"] else "  (unstable: spread above 5%)"
         lines.append(f"latency    {runtime:<12} p50 {s['p50_ms']:.3f} ms  p90 {s['p90_ms']:.3f} ms  "
@@ -224,7 +229,8 @@ def _page(report: dict[str, Any], png_b64: str) -> str:
     if tvm:
         latency_value = f"TVM p50 {_ms(tvm['p50_ms'])}"
     elif search and "predicted_ms" in search:
-        latency_value = f"predicted {_ms(search['predicted_ms'])} (not verified)"
+        low, high = search["predicted_interval_ms"]
+        latency_value = f"predicted {_ms(search['predicted_ms'])} (unverified; ±2 sd {low:.3f}–{high:.3f} ms)"
     else:
         latency_value = f"not measured: {report.get('not_measured_because', '')}"
     rows = [("latency", latency_value, _ms(budgets.get("latency_ms")), report.get("fits_latency_budget")),

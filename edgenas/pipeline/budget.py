@@ -111,9 +111,12 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
                 extra["accuracy_shots"] = compare_with_shots(sp, pick, shots, dataset, shot_epochs, seed, log)
         if not profile.measurable:  # predicted to fit with the search's safety margin, not verified
             b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model)
-            predicted = trained.model.predict(descriptor_vector(profile), x[support[0]], np.asarray(support[1]),
-                                              x[[result.pick]])
-            report["predicted_ms"] = round(float(predicted[0]), 4)
+            mean, std = trained.model.predict(descriptor_vector(profile), x[support[0]], np.asarray(support[1]),
+                                              x[[result.pick]], with_std=True)
+            report["predicted_ms"] = round(float(mean[0]), 4)
+            # +-2 predictive standard deviations (not yet calibrated against true latencies: issue 15)
+            report["predicted_interval_ms"] = [round(max(0.0, float(mean[0] - 2 * std[0])), 4),
+                                               round(float(mean[0] + 2 * std[0]), 4)]
             if profile.ships_tflite:
                 extra["litert"] = litert_here(b, store)
             return write_artifact(b, out_dir, {}, {**extra, "not_measured_because":

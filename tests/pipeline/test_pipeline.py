@@ -135,6 +135,7 @@ def test_generation_regenerates_after_a_measured_miss(nb201, tmp_path):
 
 
 def test_predict_only_profile_generates_from_stored_measurements(nb201, tmp_path):
+    from edgenas.artifact.report import summary
     from edgenas.measure.timing import Measurement, Stats
     from edgenas.pipeline.budget import compile_for_budget
     from edgenas.store import Store
@@ -150,7 +151,11 @@ def test_predict_only_profile_generates_from_stored_measurements(nb201, tmp_path
     art = compile_for_budget("raspi4", 15.0, tmp_path / "pi", db=db)
     search = art.report["search"]
     assert not search["verified"] and search["predicted_ms"] <= 15.0 * 0.95
+    low, high = search["predicted_interval_ms"]
+    assert 0 <= low < search["predicted_ms"] < high
     assert not art.report["measured"] and (tmp_path / "pi" / "model.so").exists()
+    printed = summary(art.report, art.directory)
+    assert f"UNVERIFIED: predicted {search['predicted_ms']:.3f} ms (+-2 sd {low:.3f}-{high:.3f} ms" in printed
     assert art.manifest["target"]["machine"] == "aarch64"
 
 
