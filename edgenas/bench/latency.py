@@ -1,5 +1,14 @@
-"""`edgenas bench latency`: few-shot latency prediction on held-out devices, Spearman over every architecture
-of the table, with baselines on the same support sets."""
+"""`edgenas bench latency`: few-shot latency prediction on held-out devices, as the benchmark's README defines it:
+Spearman between predicted and true latency over every architecture of the table, for each number K of
+support measurements, mean over support seeds and, where edgenas meta-trains, over meta-training seeds; with
+baselines on the same support sets, in the same run.
+
+By default the held-out devices are the validation devices of the space's reference split and meta-training
+uses its meta-training devices; given devices are held out of meta-training one at a time (leave-one-out).
+Baselines: FLOPs (needs no support), ridge regression on the encoding, a linear combination of the
+meta-training devices' log-latencies (ridge, its regulariser chosen per K on the split's validation devices),
+and the nearest device (the meta-training column whose latencies rank the support set most alike).
+"""
 from __future__ import annotations
 
 from typing import Callable
@@ -12,57 +21,133 @@ from ..nas.conditioning import device_descriptors
 from ..nas.metatrain import MetaTrainConfig
 from .harness import Oracle, latency_predictor_for, ridge, spearman
 
+SUPPORTS = (0, 3, 5, 10, 20, 50)
+ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)  # the linear combination's regularisers, chosen on validation devices
+BASELINES = ("flops", "ridge_onehot", "linear_combination", "nearest_device")
 
-def bench_latency(bench: Benchmark, devices: list[str], support: int = 10, seeds: int = 5,
-                  meta_train_devices: list[str] | None = None, meta_training: MetaTrainConfig = MetaTrainConfig(),
+
+def bench_latency(bench: Benchmark, devices: list[str] | None = None, supports: tuple[int, ...] = SUPPORTS,
+                  seeds: int = 5, meta_seeds: int = 3, meta_train_devices: list[str] | None = None,
+                  meta_training: MetaTrainConfig = MetaTrainConfig(),
                   log: Callable[[str], None] = lambda _: None) -> dict:
-    """Spearman rank correlation of predicted vs true latency over every architecture of each held-out
-    device, from `support` oracle queries, mean over seeds; with baselines on the same support sets. Where
-    the shipped checkpoint may not be used, only the latency predictor is meta-trained (what is scored)."""
-    for d in devices:
+    """Spearman of predicted vs true latency on each held-out device for each K in `supports` (mean over
+    `seeds` support sets, and over `meta_seeds` meta-trainings where edgenas meta-trains), with the baselines.
+    Only the latency predictor is meta-trained (what is scored)."""
+    split = bench.space.reference_split
+    devices = list(devices or split.get("validation", ()))
+    allowed = list(meta_train_devices or split.get("meta_train", ()) or bench.devices)
+    validation = [d for d in split.get("validation", ()) if d in bench.latency] or devices
+    if not devices:
+        raise EdgenasError(f"space '{bench.space.name}' has no reference split; name the held-out devices with "
+                           f"--devices")
+    for d in dict.fromkeys([*devices, *allowed, *validation]):
         if d not in bench.latency:
             raise EdgenasError(f"device '{d}' is not a column of {bench.source}/latency_ms.csv; known: "
                                f"{', '.join(bench.devices)}")
-    allowed = meta_train_devices or bench.devices
+    if any(not 0 <= k <= len(bench.archs) for k in supports):
+        raise EdgenasError(f"--support takes numbers of measurements between 0 and {len(bench.archs)}")
     x = bench.encodings()
     flops = np.array([bench.space.costs(a).flops for a in bench.archs], dtype=float)
-    result = {"support": support, "seeds": seeds, "devices": {}}
-    for d in devices:
-        model, trained_on, seconds = latency_predictor_for(bench, d, allowed, log, meta_training)
-        truth = bench.latency[d]
-        table = np.log(np.stack([bench.latency[o] for o in trained_on if o != d], 1))
-        flops_rho = spearman(flops, truth)  # needs no support set: the same every seed
-        rows = {"edgenas": [], "flops": [], "ridge_onehot": [], "linear_combination": []}
-        for seed in range(seeds):
-            oracle = Oracle(truth, support, d)
-            picks = np.random.default_rng(seed).choice(len(x), size=support, replace=False)
-            measured = np.array([oracle(i) for i in picks])
-            pred = model.predict(device_descriptors(d), x[picks], measured, x)
-            rows["edgenas"].append(spearman(pred, truth))
-            rows["flops"].append(flops_rho)
-            rows["ridge_onehot"].append(spearman(ridge(x, picks, measured, alpha=1.0), truth))
-            rows["linear_combination"].append(spearman(ridge(table, picks, np.log(measured), alpha=1.0), truth))
-        entry = {"spearman": float(np.mean(rows["edgenas"])), "per_seed": rows["edgenas"],
-                 "meta_train_devices": trained_on, "meta_train_seconds": round(seconds, 1),
-                 "baselines": {k: float(np.mean(v)) for k, v in rows.items() if k != "edgenas"}}
-        result["devices"][d] = entry
-        log(f"{d}: spearman {entry['spearman']:.4f}")
-    result["mean_spearman"] = float(np.mean([e["spearman"] for e in result["devices"].values()]))
-    result["mean_baselines"] = {k: float(np.mean([e["baselines"][k] for e in result["devices"].values()]))
-                                for k in ("flops", "ridge_onehot", "linear_combination")}
-    return result
+    scored = list(dict.fromkeys([*devices, *validation]))  # validation devices also choose the regulariser
+    models: dict[tuple[tuple[str, ...], int], tuple] = {}
+    seconds, shipped = 0.0, False
+    rows: dict[str, dict[int, dict[str, list]]] = {}
+    for d in scored:
+        trained = []
+        for m in range(meta_seeds):
+            key = (tuple(a for a in allowed if a != d), m)
+            if key not in models:
+                models[key] = latency_predictor_for(bench, d, allowed, log, meta_training, seed=m)
+                seconds += models[key][2]
+            model, trained_on, took = models[key]
+            shipped = shipped or (took == 0.0)
+            trained.append(model)
+            if took == 0.0:
+                break  # the shipped checkpoint: one model, no meta-training seeds to vary
+        rows[d] = {k: _score(bench, x, flops, d, trained_on, trained, k, seeds) for k in supports}
+        log(f"{d}: " + ", ".join(f"K={k} {np.mean(rows[d][k]['edgenas']):.4f}" for k in supports))
+    by_support = {}
+    for k in supports:
+        alpha = ALPHAS[0] if k < 2 else max(ALPHAS, key=lambda a: np.mean(
+            [np.mean(rows[d][k]["linear_combination"][a]) for d in validation]))
+        per_device = {}
+        for d in devices:
+            r = rows[d][k]
+            per_meta = np.mean(np.array(r["edgenas"]), axis=0)  # mean over support seeds, per meta seed
+            base = {"flops": r["flops"], "ridge_onehot": r["ridge_onehot"],
+                    "linear_combination": r["linear_combination"][alpha], "nearest_device": r["nearest_device"]}
+            per_device[d] = {"edgenas": float(per_meta.mean()), "edgenas_std": float(per_meta.std()),
+                             "baselines": {b: _mean(v) for b, v in base.items()}}
+        means = np.mean([np.mean(np.array(rows[d][k]["edgenas"]), axis=0) for d in devices], axis=0)
+        by_support[str(k)] = {
+            "edgenas": float(means.mean()), "edgenas_std": float(means.std()), "devices": per_device,
+            "baselines": {b: _mean([per_device[d]["baselines"][b] for d in devices]) for b in BASELINES},
+            "linear_combination_alpha": alpha if k >= 2 else None}
+    reference = bool(split) and devices == list(split["validation"]) and allowed == list(split["meta_train"])
+    return {"space": bench.space.name, "split": "reference" if reference else "given",
+            "devices": devices, "meta_train_devices": allowed, "validation_devices": validation,
+            "supports": list(supports), "seeds": seeds, "meta_seeds": 1 if shipped else meta_seeds,
+            "shipped_checkpoint": shipped, "meta_train_seconds": round(seconds, 1), "by_support": by_support}
 
 
+def _score(bench: Benchmark, x: np.ndarray, flops: np.ndarray, d: str, trained_on: list[str], models: list, k: int,
+           seeds: int) -> dict:
+    """Spearman of edgenas (per support seed, per model) and of each baseline (per support seed) for K = k."""
+    truth = bench.latency[d]
+    others = [o for o in trained_on if o != d]
+    table = np.log(np.stack([bench.latency[o] for o in others], 1))
+    out = {"edgenas": [], "flops": [], "ridge_onehot": [], "linear_combination": {a: [] for a in ALPHAS},
+           "nearest_device": []}
+    flops_rho = spearman(flops, truth)  # needs no support set: the same every seed
+    for seed in range(seeds):
+        oracle = Oracle(truth, k, d)
+        picks = np.random.default_rng(seed).choice(len(x), size=k, replace=False)
+        measured = np.array([oracle(i) for i in picks])
+        out["edgenas"].append([spearman(m.predict(device_descriptors(d), x[picks], measured, x), truth)
+                               for m in models])
+        out["flops"].append(flops_rho)
+        few = k < 2  # a regression or a ranking needs two measurements
+        out["ridge_onehot"].append(np.nan if few else spearman(ridge(x, picks, measured, alpha=1.0), truth))
+        for a in ALPHAS:
+            out["linear_combination"][a].append(np.nan if few else spearman(ridge(table, picks, np.log(measured), a),
+                                                                            truth))
+        if few:
+            out["nearest_device"].append(np.nan)
+        else:
+            nearest = max(range(len(others)), key=lambda j: _rank_agreement(table[picks, j], measured))
+            out["nearest_device"].append(spearman(table[:, nearest], truth))
+    return out
+
+
+def _rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    rho = spearman(a, b)
+    return -np.inf if np.isnan(rho) else rho
+
+
+def _mean(values) -> float | None:
+    values = np.asarray(values, dtype=float)
+    return None if np.isnan(values).all() else float(np.nanmean(values))
 
 
 def table(result: dict) -> str:
-    """`bench_latency`'s result as the table the CLI prints."""
-    lines = [f"Spearman, K={result['support']} support measurements, mean over {result['seeds']} seeds",
-             f"{'device':<16} {'edgenas':>8} {'FLOPs':>8} {'ridge':>8} {'lin.comb':>9}"]
-    rows = list(result["devices"].items()) + [("mean", {"spearman": result["mean_spearman"],
-                                                        "baselines": result["mean_baselines"]})]
-    for name, e in rows:
-        b = e["baselines"]
-        lines.append(f"{name:<16} {e['spearman']:8.4f} {b['flops']:8.4f} {b['ridge_onehot']:8.4f} "
-                     f"{b['linear_combination']:9.4f}")
+    """`bench_latency`'s result as the tables the CLI prints: the K-sweep of the means, then each device at each K."""
+    fmt = lambda v: "     -" if v is None else f"{v:6.4f}"  # noqa: E731
+    source = "the shipped checkpoint" if result["shipped_checkpoint"] else \
+        f"{result['meta_seeds']} meta-training seeds, {result['meta_train_seconds']:.0f} s of meta-training"
+    lines = [f"Spearman over all architectures of {result['space']}, {result['split']} split: held out "
+             f"{', '.join(result['devices'])}; meta-trained on {', '.join(result['meta_train_devices'])} "
+             f"({source}); mean over {result['seeds']} support seeds",
+             f"{'K':>3}  {'edgenas':>15}  {'FLOPs':>6}  {'ridge':>6}  {'lin.comb':>8}  {'nearest':>7}"]
+    for k, r in result["by_support"].items():
+        b = r["baselines"]
+        lines.append(f"{k:>3}  {r['edgenas']:7.4f} ± {r['edgenas_std']:5.4f}  {fmt(b['flops'])}  "
+                     f"{fmt(b['ridge_onehot'])}  {fmt(b['linear_combination']):>8}  {fmt(b['nearest_device']):>7}")
+    lines.append(f"{'device':<16} {'K':>3}  {'edgenas':>15}  {'FLOPs':>6}  {'ridge':>6}  {'lin.comb':>8}  "
+                 f"{'nearest':>7}")
+    for k, r in result["by_support"].items():
+        for d, e in r["devices"].items():
+            b = e["baselines"]
+            lines.append(f"{d:<16} {k:>3}  {e['edgenas']:7.4f} ± {e['edgenas_std']:5.4f}  {fmt(b['flops'])}  "
+                         f"{fmt(b['ridge_onehot'])}  {fmt(b['linear_combination']):>8}  "
+                         f"{fmt(b['nearest_device']):>7}")
     return "\n".join(lines)

@@ -15,18 +15,31 @@ def group():
 
 @group.command("latency")
 @click.option("--data", required=True, type=click.Path(), help="Benchmark folder.")
-@click.option("--devices", required=True, help="Comma-separated held-out devices (latency columns).")
-@click.option("--support", default=10, show_default=True, type=click.IntRange(min=0))
-@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option("--meta-train-devices", default=None, help="Devices meta-training may use [default: all columns].")
+@click.option("--space", default=None, help="Search space of the table [default: the one named like the folder].")
+@click.option("--devices", default=None,
+              help="Comma-separated held-out devices [default: the validation devices of the space's reference split].")
+@click.option("--support", default="0,3,5,10,20,50", show_default=True,
+              help="Support measurements K, comma-separated.")
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1), help="Support sets per K.")
+@click.option("--meta-seeds", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Meta-training seeds (where the shipped checkpoint cannot be used).")
+@click.option("--meta-train-devices", default=None,
+              help="Devices meta-training may use [default: the reference split's meta-training devices].")
 @json_option()
-def latency_command(data, devices, support, seeds, meta_train_devices, as_json):
-    """Few-shot latency prediction on held-out devices: Spearman over all architectures, with baselines."""
+def latency_command(data, space, devices, support, seeds, meta_seeds, meta_train_devices, as_json):
+    """Few-shot latency prediction on held-out devices: Spearman over all architectures for each K, with
+    baselines, over support and meta-training seeds."""
     from ..bench.latency import bench_latency, table
     from ..nas.benchmark import load_benchmark
 
-    result = bench_latency(load_benchmark(data), names(devices), support=support, seeds=seeds,
-                           meta_train_devices=names(meta_train_devices), log=log)
+    try:
+        supports = tuple(int(k) for k in names(support))
+    except (TypeError, ValueError):
+        raise UserError(f"--support '{support}' is not a list of measurement counts; write e.g. --support 0,5,10") \
+            from None
+    result = bench_latency(load_benchmark(data, space or _space_of(data)), names(devices), supports=supports,
+                           seeds=seeds, meta_seeds=meta_seeds, meta_train_devices=names(meta_train_devices),
+                           log=log)
     click.echo(json.dumps(result, indent=2) if as_json else table(result))
 
 
@@ -68,6 +81,16 @@ def runtime_command(profile, count, archs, space, as_json):
 
     result = bench_runtime(profile, list(archs) or None, count=count, space=space, log=log)
     click.echo(json.dumps(result, indent=2) if as_json else table(result))
+
+
+def _space_of(data: str) -> str:
+    """The space a benchmark folder is for, by its name (../shared/benchmarks/fbnet -> fbnet), else the default."""
+    from pathlib import Path
+
+    from ..spaces import DEFAULT_SPACE, SPACES
+
+    name = Path(data).resolve().name
+    return name if name in SPACES else DEFAULT_SPACE
 
 
 @group.command("fleet")

@@ -62,6 +62,8 @@ class SearchSpace(ABC):
     size: int
     config: object  # the dataclass of keyword arguments the space was made with (get_space(name, **fields))
     checkpoint: Path | None = None  # the few-shot models meta-trained for this space, shipped with edgenas
+    # The reference split of the space's benchmark table (its README): meta-training and validation devices.
+    reference_split: dict[str, tuple[str, ...]] = {}
 
     @abstractmethod
     def canonical(self, arch: str) -> str:

@@ -25,6 +25,10 @@ class FBNet(SearchSpace):
     name = "fbnet"
     size = len(OPS) ** LAYERS
     checkpoint = None  # none ships yet: the few-shot models are meta-trained for NB201 only so far
+    reference_split = {  # HELP's (NeurIPS 2021), as ../shared/benchmarks/fbnet/README.md gives it
+        "meta_train": ("1080ti_1", "1080ti_32", "1080ti_64", "silver_4114", "silver_4210r", "samsung_a50", "pixel3",
+                       "essential_ph_1", "samsung_s7"),
+        "validation": ("titanx_1", "titanx_32", "titanx_64", "gold_6240")}
 
     def __init__(self, input_size: int = 32, in_channels: int = 3, num_classes: int = 100, batch: int = 1):
         for key, value in dict(input_size=input_size, in_channels=in_channels, num_classes=num_classes,

@@ -29,6 +29,10 @@ class NB201(SearchSpace):
     name = "nb201"
     size = len(OPS) ** len(EDGES)
     checkpoint = Path(__file__).parent / "checkpoint.pt"  # meta-trained on the 13 devices of the shared table
+    reference_split = {  # HELP's (NeurIPS 2021), as ../shared/benchmarks/nb201/README.md gives it
+        "meta_train": ("1080ti_1", "1080ti_32", "1080ti_256", "silver_4114", "silver_4210r", "samsung_a50", "pixel3",
+                       "essential_ph_1", "samsung_s7"),
+        "validation": ("titanx_1", "titanx_32", "titanx_256", "gold_6240")}
 
     def __init__(self, channels: int = 16, cells_per_stage: int = 5, input_size: int = 32, in_channels: int = 3,
                  num_classes: int = 10, batch: int = 1):
