@@ -71,8 +71,9 @@ def summary(report: dict[str, Any], directory: Path) -> str:
     search = r.get("search", {})
     if "predicted_ms" in search:
         low, high = search["predicted_interval_ms"]
-        lines.append(f"latency    UNVERIFIED: predicted {search['predicted_ms']:.3f} ms (+-2 sd {low:.3f}-{high:.3f} ms, "
-                     f"not calibrated) for the budget {search['latency_budget_ms']:g} ms; measure the device to verify")
+        lines.append(f"latency    UNVERIFIED: predicted {search['predicted_ms']:.3f} ms (+-2 sd {low:.3f}-{high:.3f} "
+                     f"ms, not calibrated) for the budget {search['latency_budget_ms']:g} ms; measure the device to "
+                     f"verify")
     for runtime, s in r["latency_ms"].items():
         flag = "" if s["stable"] else "  (unstable: spread above 5%)"
         lines.append(f"latency    {runtime:<12} p50 {s['p50_ms']:.3f} ms  p90 {s['p90_ms']:.3f} ms  "

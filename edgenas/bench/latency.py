@@ -20,6 +20,7 @@ from ..nas.benchmark import Benchmark
 from ..nas.conditioning import device_descriptors
 from ..nas.metatrain import MetaTrainConfig
 from .harness import Oracle, latency_predictor_for, ridge, spearman
+from .synthetic import synthetic_devices
 
 SUPPORTS = (0, 3, 5, 10, 20, 50)
 ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)  # the linear combination's regularisers, chosen on validation devices
@@ -28,11 +29,12 @@ BASELINES = ("flops", "ridge_onehot", "linear_combination", "nearest_device")
 
 def bench_latency(bench: Benchmark, devices: list[str] | None = None, supports: tuple[int, ...] = SUPPORTS,
                   seeds: int = 5, meta_seeds: int = 3, meta_train_devices: list[str] | None = None,
-                  meta_training: MetaTrainConfig = MetaTrainConfig(),
+                  meta_training: MetaTrainConfig = MetaTrainConfig(), synthetic: bool = True, synthetic_seed: int = 0,
                   log: Callable[[str], None] = lambda _: None) -> dict:
     """Spearman of predicted vs true latency on each held-out device for each K in `supports` (mean over
-    `seeds` support sets, and over `meta_seeds` meta-trainings where edgenas meta-trains), with the baselines.
-    Only the latency predictor is meta-trained (what is scored)."""
+    `seeds` support sets, and over `meta_seeds` meta-trainings where edgenas meta-trains), with the baselines;
+    with `synthetic`, the same on the devices of `synthetic.RECIPES` (seeded by `synthetic_seed`). Only the
+    latency predictor is meta-trained (what is scored)."""
     split = bench.space.reference_split
     devices = list(devices or split.get("validation", ()))
     allowed = list(meta_train_devices or split.get("meta_train", ()) or bench.devices)
@@ -64,38 +66,58 @@ def bench_latency(bench: Benchmark, devices: list[str] | None = None, supports: 
             trained.append(model)
             if took == 0.0:
                 break  # the shipped checkpoint: one model, no meta-training seeds to vary
-        rows[d] = {k: _score(bench, x, flops, d, trained_on, trained, k, seeds) for k in supports}
+        table = np.log(np.stack([bench.latency[o] for o in trained_on if o != d], 1))
+        rows[d] = {k: _score(x, flops, bench.latency[d], device_descriptors(d), table, trained, k, seeds, d)
+                   for k in supports}
         log(f"{d}: " + ", ".join(f"K={k} {np.mean(rows[d][k]['edgenas']):.4f}" for k in supports))
-    by_support = {}
+    synthetic_rows: dict[str, dict[int, dict]] = {}
+    for name, truth in (synthetic_devices(bench, synthetic_seed).items() if synthetic else ()):
+        trained = []
+        for m in range(meta_seeds):  # unlike any table column: every meta-training device may be used
+            key = (tuple(allowed), m)
+            if key not in models:
+                models[key] = latency_predictor_for(bench, name, allowed, log, meta_training, seed=m)
+                seconds += models[key][2]
+            trained.append(models[key][0])
+            if models[key][2] == 0.0:
+                break
+        table = np.log(np.stack([bench.latency[o] for o in models[key][1]], 1))
+        synthetic_rows[name] = {k: _score(x, flops, truth, device_descriptors(name), table, trained, k, seeds, name)
+                                for k in supports}
+        log(f"{name}: " + ", ".join(f"K={k} {np.mean(synthetic_rows[name][k]['edgenas']):.4f}" for k in supports))
+    by_support, by_synthetic = {}, {name: {} for name in synthetic_rows}
     for k in supports:
         alpha = ALPHAS[0] if k < 2 else max(ALPHAS, key=lambda a: np.mean(
             [np.mean(rows[d][k]["linear_combination"][a]) for d in validation]))
-        per_device = {}
-        for d in devices:
-            r = rows[d][k]
-            per_meta = np.mean(np.array(r["edgenas"]), axis=0)  # mean over support seeds, per meta seed
-            base = {"flops": r["flops"], "ridge_onehot": r["ridge_onehot"],
-                    "linear_combination": r["linear_combination"][alpha], "nearest_device": r["nearest_device"]}
-            per_device[d] = {"edgenas": float(per_meta.mean()), "edgenas_std": float(per_meta.std()),
-                             "baselines": {b: _mean(v) for b, v in base.items()}}
+        per_device = {d: _summary(rows[d][k], alpha) for d in devices}
         means = np.mean([np.mean(np.array(rows[d][k]["edgenas"]), axis=0) for d in devices], axis=0)
         by_support[str(k)] = {
             "edgenas": float(means.mean()), "edgenas_std": float(means.std()), "devices": per_device,
             "baselines": {b: _mean([per_device[d]["baselines"][b] for d in devices]) for b in BASELINES},
             "linear_combination_alpha": alpha if k >= 2 else None}
+        for name, r in synthetic_rows.items():
+            by_synthetic[name][str(k)] = _summary(r[k], alpha)
     reference = bool(split) and devices == list(split["validation"]) and allowed == list(split["meta_train"])
     return {"space": bench.space.name, "split": "reference" if reference else "given",
             "devices": devices, "meta_train_devices": allowed, "validation_devices": validation,
             "supports": list(supports), "seeds": seeds, "meta_seeds": 1 if shipped else meta_seeds,
-            "shipped_checkpoint": shipped, "meta_train_seconds": round(seconds, 1), "by_support": by_support}
+            "shipped_checkpoint": shipped, "meta_train_seconds": round(seconds, 1), "by_support": by_support,
+            "synthetic_seed": synthetic_seed if synthetic else None, "synthetic": by_synthetic}
 
 
-def _score(bench: Benchmark, x: np.ndarray, flops: np.ndarray, d: str, trained_on: list[str], models: list, k: int,
-           seeds: int) -> dict:
-    """Spearman of edgenas (per support seed, per model) and of each baseline (per support seed) for K = k."""
-    truth = bench.latency[d]
-    others = [o for o in trained_on if o != d]
-    table = np.log(np.stack([bench.latency[o] for o in others], 1))
+def _summary(r: dict, alpha: float) -> dict:
+    """One device at one K: edgenas mean and std over meta-training seeds, and each baseline's mean."""
+    per_meta = np.mean(np.array(r["edgenas"]), axis=0)  # mean over support seeds, per meta-training seed
+    base = {"flops": r["flops"], "ridge_onehot": r["ridge_onehot"],
+            "linear_combination": r["linear_combination"][alpha], "nearest_device": r["nearest_device"]}
+    return {"edgenas": float(per_meta.mean()), "edgenas_std": float(per_meta.std()),
+            "baselines": {b: _mean(v) for b, v in base.items()}}
+
+
+def _score(x: np.ndarray, flops: np.ndarray, truth: np.ndarray, descriptors: np.ndarray, table: np.ndarray,
+           models: list, k: int, seeds: int, d: str) -> dict:
+    """Spearman of edgenas (per support seed, per model) and of each baseline (per support seed) for K = k on the
+    device `d` whose true latencies are `truth`; `table` holds the meta-training devices' log-latencies."""
     out = {"edgenas": [], "flops": [], "ridge_onehot": [], "linear_combination": {a: [] for a in ALPHAS},
            "nearest_device": []}
     flops_rho = spearman(flops, truth)  # needs no support set: the same every seed
@@ -103,8 +125,7 @@ def _score(bench: Benchmark, x: np.ndarray, flops: np.ndarray, d: str, trained_o
         oracle = Oracle(truth, k, d)
         picks = np.random.default_rng(seed).choice(len(x), size=k, replace=False)
         measured = np.array([oracle(i) for i in picks])
-        out["edgenas"].append([spearman(m.predict(device_descriptors(d), x[picks], measured, x), truth)
-                               for m in models])
+        out["edgenas"].append([spearman(m.predict(descriptors, x[picks], measured, x), truth) for m in models])
         out["flops"].append(flops_rho)
         few = k < 2  # a regression or a ranking needs two measurements
         out["ridge_onehot"].append(np.nan if few else spearman(ridge(x, picks, measured, alpha=1.0), truth))
@@ -114,7 +135,7 @@ def _score(bench: Benchmark, x: np.ndarray, flops: np.ndarray, d: str, trained_o
         if few:
             out["nearest_device"].append(np.nan)
         else:
-            nearest = max(range(len(others)), key=lambda j: _rank_agreement(table[picks, j], measured))
+            nearest = max(range(table.shape[1]), key=lambda j: _rank_agreement(table[picks, j], measured))
             out["nearest_device"].append(spearman(table[:, nearest], truth))
     return out
 
@@ -130,7 +151,8 @@ def _mean(values) -> float | None:
 
 
 def table(result: dict) -> str:
-    """`bench_latency`'s result as the tables the CLI prints: the K-sweep of the means, then each device at each K."""
+    """`bench_latency`'s result as the tables the CLI prints: the K-sweep of the means over the held-out devices,
+    then each device (the synthetic ones last) at each K."""
     fmt = lambda v: "     -" if v is None else f"{v:6.4f}"  # noqa: E731
     source = "the shipped checkpoint" if result["shipped_checkpoint"] else \
         f"{result['meta_seeds']} meta-training seeds, {result['meta_train_seconds']:.0f} s of meta-training"
@@ -142,12 +164,12 @@ def table(result: dict) -> str:
         b = r["baselines"]
         lines.append(f"{k:>3}  {r['edgenas']:7.4f} ± {r['edgenas_std']:5.4f}  {fmt(b['flops'])}  "
                      f"{fmt(b['ridge_onehot'])}  {fmt(b['linear_combination']):>8}  {fmt(b['nearest_device']):>7}")
-    lines.append(f"{'device':<16} {'K':>3}  {'edgenas':>15}  {'FLOPs':>6}  {'ridge':>6}  {'lin.comb':>8}  "
+    lines.append(f"{'device':<22} {'K':>3}  {'edgenas':>15}  {'FLOPs':>6}  {'ridge':>6}  {'lin.comb':>8}  "
                  f"{'nearest':>7}")
-    for k, r in result["by_support"].items():
-        for d, e in r["devices"].items():
-            b = e["baselines"]
-            lines.append(f"{d:<16} {k:>3}  {e['edgenas']:7.4f} ± {e['edgenas_std']:5.4f}  {fmt(b['flops'])}  "
-                         f"{fmt(b['ridge_onehot'])}  {fmt(b['linear_combination']):>8}  "
-                         f"{fmt(b['nearest_device']):>7}")
+    rows = [(d, k, e) for k, r in result["by_support"].items() for d, e in r["devices"].items()]
+    rows += [(name, k, e) for name, by_k in result["synthetic"].items() for k, e in by_k.items()]
+    for d, k, e in rows:
+        b = e["baselines"]
+        lines.append(f"{d:<22} {k:>3}  {e['edgenas']:7.4f} ± {e['edgenas_std']:5.4f}  {fmt(b['flops'])}  "
+                     f"{fmt(b['ridge_onehot'])}  {fmt(b['linear_combination']):>8}  {fmt(b['nearest_device']):>7}")
     return "\n".join(lines)

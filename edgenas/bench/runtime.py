@@ -109,8 +109,8 @@ def time_runtimes(b, model, threads: int, timing: Timing) -> dict[str, Any]:
     def session(name: str) -> Session:
         return RUNTIMES[name].open(b.directory / RUNTIMES[name].file, x, threads)
 
-    sessions = {"tvm": session("tvm"), "onnxruntime": session("onnxruntime"), "pytorch": pytorch_session(model, x, threads),
-                **({"litert": session("litert")} if b.tflite else {})}
+    sessions = {"tvm": session("tvm"), "onnxruntime": session("onnxruntime"),
+                "pytorch": pytorch_session(model, x, threads), **({"litert": session("litert")} if b.tflite else {})}
     errors = {n: check_output(f"{n} ({b.arch})", s.output, expected) for n, s in sessions.items()}
     stats = time_interleaved({n: s.run for n, s in sessions.items()}, timing)
     base = stats["onnxruntime"].p50_ms

@@ -1,4 +1,6 @@
+import numpy as np
 import pytest
+from scipy.stats import spearmanr
 
 from edgenas.bench.harness import Oracle
 from edgenas.bench.latency import bench_latency, table
@@ -19,7 +21,7 @@ def test_oracle_refuses_the_query_after_its_budget():
 def test_a_k_sweep_over_meta_training_seeds_with_every_baseline(synthetic_benchmark):
     bench = load_benchmark(synthetic_benchmark)
     said = []
-    result = bench_latency(bench, ["dev5"], supports=(0, 3, 10), seeds=2, meta_seeds=2,
+    result = bench_latency(bench, ["dev5"], supports=(0, 3, 10), seeds=2, meta_seeds=2, synthetic=False,
                            meta_train_devices=[f"dev{j}" for j in range(6)], meta_training=TINY, log=said.append)
     assert sum("meta-training on 5 devices without dev5" in m for m in said) == 2, "one per meta-training seed"
     assert result["split"] == "given" and result["meta_seeds"] == 2 and result["supports"] == [0, 3, 10]
@@ -42,3 +44,20 @@ def test_by_default_the_reference_splits_validation_devices_are_held_out(synthet
 def test_bench_latency_unknown_device(synthetic_benchmark):
     with pytest.raises(EdgenasError, match="device 'dev7' is not a column"):
         bench_latency(load_benchmark(synthetic_benchmark), ["dev7"])
+
+
+def test_synthetic_devices_are_seeded_unlike_the_table_and_scored_like_devices(synthetic_benchmark):
+    from edgenas.bench.synthetic import RECIPES, synthetic_devices
+
+    bench = load_benchmark(synthetic_benchmark)
+    made = synthetic_devices(bench, seed=1)
+    assert set(made) == {f"synthetic_{r}" for r in RECIPES}
+    assert all(np.array_equal(made[n], synthetic_devices(bench, seed=1)[n]) for n in made), "seeded"
+    assert all((v > 0).all() and np.isfinite(v).all() for v in made.values())
+    assert max(abs(spearmanr(made[n], bench.latency[d]).statistic) for n in made for d in bench.devices) < 0.99
+    result = bench_latency(bench, ["dev5"], supports=(10,), seeds=1, meta_seeds=1,
+                           meta_train_devices=[f"dev{j}" for j in range(5)], meta_training=TINY, synthetic_seed=1)
+    assert set(result["synthetic"]) == set(made) and result["synthetic_seed"] == 1
+    scored = result["synthetic"]["synthetic_random_ops"]["10"]
+    assert -1 <= scored["edgenas"] <= 1 and set(scored["baselines"]) >= {"linear_combination", "nearest_device"}
+    assert any(line.startswith("synthetic_npu_fallback") for line in table(result).splitlines())
