@@ -52,39 +52,30 @@ def bench_latency(bench: Benchmark, devices: list[str] | None = None, supports: 
     flops = np.array([bench.space.costs(a).flops for a in bench.archs], dtype=float)
     scored = list(dict.fromkeys([*devices, *validation]))  # validation devices also choose the regulariser
     models: dict[tuple[tuple[str, ...], int], tuple] = {}
-    seconds, shipped = 0.0, False
-    rows: dict[str, dict[int, dict[str, list]]] = {}
-    for d in scored:
+    took = {"seconds": 0.0, "shipped": False}
+
+    def score(name: str, truth: np.ndarray) -> dict[int, dict]:
+        """Every K on one held-out device: with the models of each meta-training seed (or the shipped one),
+        trained on the allowed devices but this one (a synthetic device is none of them)."""
         trained = []
         for m in range(meta_seeds):
-            key = (tuple(a for a in allowed if a != d), m)
-            if key not in models:
-                models[key] = latency_predictor_for(bench, d, allowed, log, meta_training, seed=m)
-                seconds += models[key][2]
-            model, trained_on, took = models[key]
-            shipped = shipped or (took == 0.0)
-            trained.append(model)
-            if took == 0.0:
-                break  # the shipped checkpoint: one model, no meta-training seeds to vary
-        table = np.log(np.stack([bench.latency[o] for o in trained_on if o != d], 1))
-        rows[d] = {k: _score(x, flops, bench.latency[d], device_descriptors(d), table, trained, k, seeds, d)
-                   for k in supports}
-        log(f"{d}: " + ", ".join(f"K={k} {np.mean(rows[d][k]['edgenas']):.4f}" for k in supports))
-    synthetic_rows: dict[str, dict[int, dict]] = {}
-    for name, truth in (synthetic_devices(bench, synthetic_seed).items() if synthetic else ()):
-        trained = []
-        for m in range(meta_seeds):  # unlike any table column: every meta-training device may be used
-            key = (tuple(allowed), m)
+            key = (tuple(a for a in allowed if a != name), m)
             if key not in models:
                 models[key] = latency_predictor_for(bench, name, allowed, log, meta_training, seed=m)
-                seconds += models[key][2]
-            trained.append(models[key][0])
-            if models[key][2] == 0.0:
+                took["seconds"] += models[key][2]
+            model, trained_on, seconds = models[key]
+            trained.append(model)
+            if seconds == 0.0:  # the shipped checkpoint: one model, no meta-training seeds to vary
+                took["shipped"] = True
                 break
-        table = np.log(np.stack([bench.latency[o] for o in models[key][1]], 1))
-        synthetic_rows[name] = {k: _score(x, flops, truth, device_descriptors(name), table, trained, k, seeds, name)
-                                for k in supports}
-        log(f"{name}: " + ", ".join(f"K={k} {np.mean(synthetic_rows[name][k]['edgenas']):.4f}" for k in supports))
+        table = np.log(np.stack([bench.latency[o] for o in trained_on if o != name], 1))
+        row = {k: _score(x, flops, truth, device_descriptors(name), table, trained, k, seeds, name) for k in supports}
+        log(f"{name}: " + ", ".join(f"K={k} {np.mean(row[k]['edgenas']):.4f}" for k in supports))
+        return row
+
+    rows = {d: score(d, bench.latency[d]) for d in scored}
+    synthetic_rows = {name: score(name, truth)
+                      for name, truth in (synthetic_devices(bench, synthetic_seed).items() if synthetic else ())}
     by_support, by_synthetic = {}, {name: {} for name in synthetic_rows}
     for k in supports:
         alpha = ALPHAS[0] if k < 2 else max(ALPHAS, key=lambda a: np.mean(
@@ -100,8 +91,9 @@ def bench_latency(bench: Benchmark, devices: list[str] | None = None, supports: 
     reference = bool(split) and devices == list(split["validation"]) and allowed == list(split["meta_train"])
     return {"space": bench.space.name, "split": "reference" if reference else "given",
             "devices": devices, "meta_train_devices": allowed, "validation_devices": validation,
-            "supports": list(supports), "seeds": seeds, "meta_seeds": 1 if shipped else meta_seeds,
-            "shipped_checkpoint": shipped, "meta_train_seconds": round(seconds, 1), "by_support": by_support,
+            "supports": list(supports), "seeds": seeds, "meta_seeds": 1 if took["shipped"] else meta_seeds,
+            "shipped_checkpoint": took["shipped"], "meta_train_seconds": round(took["seconds"], 1),
+            "by_support": by_support,
             "synthetic_seed": synthetic_seed if synthetic else None, "synthetic": by_synthetic}
 
 
