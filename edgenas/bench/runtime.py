@@ -20,7 +20,7 @@ from ..compiler.export import check_output
 from ..device.profile import PROFILES
 from ..errors import EdgenasError
 from ..measure.timing import Timing, time_interleaved
-from ..pipeline.build import build
+from ..pipeline.build import build, model_file
 from ..runtimes import RUNTIMES, Session
 from ..spaces import DEFAULT_SPACE, get_space
 
@@ -107,7 +107,7 @@ def time_runtimes(b, model, threads: int, timing: Timing) -> dict[str, Any]:
         expected = model(torch.from_numpy(x)).numpy()
 
     def session(name: str) -> Session:
-        return RUNTIMES[name].open(b.directory / RUNTIMES[name].file, x, threads)
+        return RUNTIMES[name].open(model_file(b, name), x, threads)
 
     sessions = {"tvm": session("tvm"), "onnxruntime": session("onnxruntime"),
                 "pytorch": pytorch_session(model, x, threads), **({"litert": session("litert")} if b.tflite else {})}

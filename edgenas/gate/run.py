@@ -11,13 +11,14 @@ It writes the verdict as JUnit XML and as a Markdown table (also appended to `$G
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from .. import host
-from ..artifact.manifest import LIBRARY, Manifest, read
+from ..artifact.manifest import Manifest, read
 from ..device.profile import PROFILES, Profile
 from ..errors import EdgenasError
 from ..measure.fleet import time_remote
@@ -47,7 +48,7 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
     old = _checked(Path(baseline), profile) if baseline is not None else None
     remote = place(profile, target)
     threads = threads_for(profile, target, remote)
-    spec = new.inputs[0]
+    spec = new.manifest.inputs[0]
     x = np.random.default_rng(0).standard_normal(spec.shape).astype(spec.dtype)
     begin = datetime.now(timezone.utc)
     notes: list[str] = []
@@ -56,15 +57,16 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
         stats, base_stats = m.stats, None
         if db is not None:  # the measurement the verdict rests on, once
             with Store(db) as store:
-                store.add(profile.name, new.space, new.arch, spec.shape, new.target["tvm"], m)
+                built = new.manifest
+                store.add(profile.name, built.space, built.arch, spec.shape, built.target["tvm"], m)
     else:
         both = _stable(lambda: _interleaved(new, old, x, threads, remote, timing), notes, "the interleaved")
         stats, base_stats = both["new"], both["baseline"]
     q = settings["percentile"]
     checks = [budget_check(stats, q, settings["latency_ms"], settings["tolerance"], source)]
     if base_stats is not None:
-        checks.append(regression_check(stats, base_stats, q, settings["max_regression"], old.directory))
-    result = GateResult(profile.name, new.directory, q, checks, stats, notes,
+        checks.append(regression_check(stats, base_stats, q, settings["max_regression"], old.manifest.directory))
+    result = GateResult(profile.name, new.manifest.directory, q, checks, stats, notes,
                         (datetime.now(timezone.utc) - begin).total_seconds(), source)
     if junit:
         Path(junit).write_text(junit_xml(result, begin))
@@ -77,11 +79,19 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
     return result
 
 
-def _checked(directory: Path, profile: Profile) -> Manifest:
-    """The artifact's manifest, after checking that its library is the one it names, built for the profile's
-    target."""
+@dataclass(frozen=True)
+class _Checked:
+    """An artifact whose library was checked once against its manifest (its SHA-256 is not recomputed per timing)."""
+
+    manifest: Manifest
+    library: Path
+
+
+def _checked(directory: Path, profile: Profile) -> _Checked:
+    """The artifact's manifest and library, after checking that the library is the one the manifest names, built
+    for the profile's target."""
     manifest = read(directory)
-    manifest.library()
+    library = manifest.library()
     target = profile.resolved_target()
     built_name, built_tvm = manifest.target["name"], manifest.target["tvm"]
     if built_name != target.name or built_tvm != target.tvm:
@@ -89,42 +99,43 @@ def _checked(directory: Path, profile: Profile) -> Manifest:
         raise EdgenasError(f"{directory} was built for target '{built_name}' but profile "
                            f"'{profile.name}' resolves to '{target.name}' (differing: {', '.join(differ) or 'name'}); "
                            f"recompile with edgenas compile --target {profile.name}")
-    return manifest
+    return _Checked(manifest, library)
 
 
-def _timed(artifact: Manifest, x: np.ndarray, threads: int | None, remote: Remote | None,
+def _timed(artifact: _Checked, x: np.ndarray, threads: int | None, remote: Remote | None,
            timing: Timing) -> Measurement:
-    m = measure("tvm", artifact.library(), x, threads=threads, timing=timing, remote=remote)
+    m = measure("tvm", artifact.library, x, threads=threads, timing=timing, remote=remote)
     _check_output(artifact, m.output)
     return m
 
 
-def _interleaved(new: Manifest, old: Manifest, x: np.ndarray, threads: int | None,
+def _interleaved(new: _Checked, old: _Checked, x: np.ndarray, threads: int | None,
                  remote: Remote | None, timing: Timing) -> dict[str, Stats]:
     """Both libraries on the same device, their repeats taken in turn with the same threads and input."""
-    if old.inputs[0].shape != new.inputs[0].shape:
-        raise EdgenasError(f"the baseline takes input {list(old.inputs[0].shape)} but the artifact "
-                           f"{list(new.inputs[0].shape)}; compare artifacts of the same input shape")
+    old_shape, new_shape = old.manifest.inputs[0].shape, new.manifest.inputs[0].shape
+    if old_shape != new_shape:
+        raise EdgenasError(f"the baseline takes input {list(old_shape)} but the artifact {list(new_shape)}; compare "
+                           f"artifacts of the same input shape")
     threads = threads or host.cores()
     if remote:  # both uploaded to one device and timed interleaved there
-        new_m, old_m = time_remote(remote, [new.library(), old.library()], x, threads, timing)
+        new_m, old_m = time_remote(remote, [new.library, old.library], x, threads, timing)
         _check_output(new, new_m.output)
         _check_output(old, old_m.output)
         return {"new": new_m.stats, "baseline": old_m.stats}
     tvm = get_runtime("tvm")
-    sessions = {name: tvm.open(art.library(), x, threads) for name, art in (("new", new), ("baseline", old))}
+    sessions = {name: tvm.open(art.library, x, threads) for name, art in (("new", new), ("baseline", old))}
     for name, art in (("new", new), ("baseline", old)):
         _check_output(art, sessions[name].output)
     return time_interleaved({n: s.run for n, s in sessions.items()}, timing)
 
 
-def _check_output(artifact: Manifest, output: np.ndarray) -> None:
-    expected = artifact.outputs[0].shape
+def _check_output(artifact: _Checked, output: np.ndarray) -> None:
+    expected = artifact.manifest.outputs[0].shape
     if tuple(output.shape) != expected:
-        raise EdgenasError(f"{artifact.directory / LIBRARY} returned shape {list(output.shape)}, the manifest says "
+        raise EdgenasError(f"{artifact.library} returned shape {list(output.shape)}, the manifest says "
                            f"{list(expected)}; recompile the artifact")
     if not np.all(np.isfinite(output)):
-        raise EdgenasError(f"{artifact.directory / LIBRARY} returned NaN or infinite values; recompile the artifact")
+        raise EdgenasError(f"{artifact.library} returned NaN or infinite values; recompile the artifact")
 
 
 def _stable(take, notes: list[str], what: str):
