@@ -69,11 +69,14 @@ def summary(report: dict[str, Any], directory: Path) -> str:
     if not r["measured"]:
         lines.append(f"latency    not measured: {r['not_measured_because']}")
     search = r.get("search", {})
+    if "stored_ms" in search and not r["latency_ms"]:
+        lines.append(f"latency    {search['stored_ms']:.3f} ms as stored (measured on the device before; edgenas "
+                     f"store import) for the budget {search['latency_budget_ms']:g} ms")
     if "predicted_ms" in search:
         low, high = search["predicted_interval_ms"]
-        lines.append(f"latency    UNVERIFIED: predicted {search['predicted_ms']:.3f} ms (+-2 sd {low:.3f}-{high:.3f} "
-                     f"ms, not calibrated) for the budget {search['latency_budget_ms']:g} ms; measure the device to "
-                     f"verify")
+        lines.append(f"latency    UNVERIFIED: predicted {search['predicted_ms']:.3f} ms (90 % interval "
+                     f"{low:.3f}-{high:.3f} ms) for the budget {search['latency_budget_ms']:g} ms; measure the device "
+                     f"to verify")
     for runtime, s in r["latency_ms"].items():
         flag = "" if s["stable"] else "  (unstable: spread above 5%)"
         lines.append(f"latency    {runtime:<12} p50 {s['p50_ms']:.3f} ms  p90 {s['p90_ms']:.3f} ms  "
@@ -229,9 +232,11 @@ def _page(report: dict[str, Any], png_b64: str) -> str:
     search = report.get("search")
     if tvm:
         latency_value = f"TVM p50 {_ms(tvm['p50_ms'])}"
+    elif search and "stored_ms" in search:
+        latency_value = f"{_ms(search['stored_ms'])} as stored (measured on the device before this run)"
     elif search and "predicted_ms" in search:
         low, high = search["predicted_interval_ms"]
-        latency_value = f"predicted {_ms(search['predicted_ms'])} (unverified; ±2 sd {low:.3f}–{high:.3f} ms)"
+        latency_value = f"predicted {_ms(search['predicted_ms'])} (unverified; 90 % interval {low:.3f}–{high:.3f} ms)"
     else:
         latency_value = f"not measured: {report.get('not_measured_because', '')}"
     rows = [("latency", latency_value, _ms(budgets.get("latency_ms")), report.get("fits_latency_budget")),

@@ -16,8 +16,8 @@ from scipy.stats import spearmanr
 from ..errors import EdgenasError
 from ..nas.benchmark import Benchmark
 from ..nas.checkpoint import Trained
+from ..nas.latency import LatencyPredictor
 from ..nas.metatrain import MetaTrainConfig, meta_train, meta_train_latency
-from ..nas.predictor import LatencyPredictor
 
 
 @dataclass

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import EdgenasError
 from ..nas.benchmark import Benchmark
-from ..nas.conditioning import device_descriptors
+from ..nas.conditioning import descriptor_vector, device_descriptors
 from ..nas.metatrain import MetaTrainConfig
 from .harness import Oracle, latency_predictor_for, ridge, spearman
 from .synthetic import synthetic_devices
@@ -25,6 +25,7 @@ from .synthetic import synthetic_devices
 SUPPORTS = (0, 3, 5, 10, 20, 50)
 ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)  # the linear combination's regularisers, chosen on validation devices
 BASELINES = ("flops", "ridge_onehot", "linear_combination", "nearest_device")
+ABLATIONS = ("zeroed_set_encoder", "zeroed_descriptors", "no_support_update")
 
 
 def bench_latency(bench: Benchmark, devices: list[str] | None = None, supports: tuple[int, ...] = SUPPORTS,
@@ -85,6 +86,8 @@ def bench_latency(bench: Benchmark, devices: list[str] | None = None, supports: 
         by_support[str(k)] = {
             "edgenas": float(means.mean()), "edgenas_std": float(means.std()), "devices": per_device,
             "baselines": {b: _mean([per_device[d]["baselines"][b] for d in devices]) for b in BASELINES},
+            "coverage_90": float(np.mean([per_device[d]["coverage_90"] for d in devices])),
+            "ablations": {a: float(np.mean([per_device[d]["ablations"][a] for d in devices])) for a in ABLATIONS},
             "linear_combination_alpha": alpha if k >= 2 else None}
         for name, r in synthetic_rows.items():
             by_synthetic[name][str(k)] = _summary(r[k], alpha)
@@ -98,12 +101,15 @@ def bench_latency(bench: Benchmark, devices: list[str] | None = None, supports: 
 
 
 def _summary(r: dict, alpha: float) -> dict:
-    """One device at one K: edgenas mean and std over meta-training seeds, and each baseline's mean."""
+    """One device at one K: edgenas mean and std over meta-training seeds, the coverage of its 90 % interval, each
+    baseline's mean and each ablation's."""
     per_meta = np.mean(np.array(r["edgenas"]), axis=0)  # mean over support seeds, per meta-training seed
     base = {"flops": r["flops"], "ridge_onehot": r["ridge_onehot"],
             "linear_combination": r["linear_combination"][alpha], "nearest_device": r["nearest_device"]}
     return {"edgenas": float(per_meta.mean()), "edgenas_std": float(per_meta.std()),
-            "baselines": {b: _mean(v) for b, v in base.items()}}
+            "coverage_90": float(np.mean(r["coverage"])),
+            "baselines": {b: _mean(v) for b, v in base.items()},
+            "ablations": {a: float(np.mean(r[a])) for a in ABLATIONS}}
 
 
 def _score(x: np.ndarray, flops: np.ndarray, truth: np.ndarray, descriptors: np.ndarray, table: np.ndarray,
@@ -111,13 +117,22 @@ def _score(x: np.ndarray, flops: np.ndarray, truth: np.ndarray, descriptors: np.
     """Spearman of edgenas (per support seed, per model) and of each baseline (per support seed) for K = k on the
     device `d` whose true latencies are `truth`; `table` holds the meta-training devices' log-latencies."""
     out = {"edgenas": [], "flops": [], "ridge_onehot": [], "linear_combination": {a: [] for a in ALPHAS},
-           "nearest_device": []}
+           "nearest_device": [], "coverage": [], **{a: [] for a in ABLATIONS}}
     flops_rho = spearman(flops, truth)  # needs no support set: the same every seed
+    # without the support update the head is the generated prior: its ranking is K = 0's whatever K is
+    prior = [spearman(m.predict(descriptors, x[:0], np.zeros(0), x).ms, truth) for m in models]
     for seed in range(seeds):
         oracle = Oracle(truth, k, d)
         picks = np.random.default_rng(seed).choice(len(x), size=k, replace=False)
         measured = np.array([oracle(i) for i in picks])
-        out["edgenas"].append([spearman(m.predict(descriptors, x[picks], measured, x), truth) for m in models])
+        predictions = [m.predict(descriptors, x[picks], measured, x) for m in models]
+        out["edgenas"].append([spearman(p.ms, truth) for p in predictions])
+        out["coverage"].append([float(np.mean((truth >= p.low) & (truth <= p.high))) for p in predictions])
+        out["zeroed_set_encoder"].append([spearman(m.without_set_encoder().predict(descriptors, x[picks], measured,
+                                                                                   x).ms, truth) for m in models])
+        out["zeroed_descriptors"].append([spearman(m.predict(descriptor_vector(None), x[picks], measured, x).ms,
+                                                   truth) for m in models])
+        out["no_support_update"].append(prior)
         out["flops"].append(flops_rho)
         few = k < 2  # a regression or a ranking needs two measurements
         out["ridge_onehot"].append(np.nan if few else spearman(ridge(x, picks, measured, alpha=1.0), truth))
@@ -151,11 +166,20 @@ def table(result: dict) -> str:
     lines = [f"Spearman over all architectures of {result['space']}, {result['split']} split: held out "
              f"{', '.join(result['devices'])}; meta-trained on {', '.join(result['meta_train_devices'])} "
              f"({source}); mean over {result['seeds']} support seeds",
-             f"{'K':>3}  {'edgenas':>15}  {'FLOPs':>6}  {'ridge':>6}  {'lin.comb':>8}  {'nearest':>7}"]
+             f"{'K':>3}  {'edgenas':>15}  {'FLOPs':>6}  {'ridge':>6}  {'lin.comb':>8}  {'nearest':>7}  "
+             f"{'90% cover':>9}"]
     for k, r in result["by_support"].items():
         b = r["baselines"]
         lines.append(f"{k:>3}  {r['edgenas']:7.4f} ± {r['edgenas_std']:5.4f}  {fmt(b['flops'])}  "
-                     f"{fmt(b['ridge_onehot'])}  {fmt(b['linear_combination']):>8}  {fmt(b['nearest_device']):>7}")
+                     f"{fmt(b['ridge_onehot'])}  {fmt(b['linear_combination']):>8}  {fmt(b['nearest_device']):>7}  "
+                     f"{r['coverage_90']:9.3f}")
+    lines.append("ablations (same runs): the full model; its set encoder reading no pairs; the profile's "
+                 "descriptors masked; no support update (the generated prior alone)")
+    lines.append(f"{'K':>3}  {'full':>7}  {'-set enc':>8}  {'-descr':>7}  {'-update':>7}")
+    for k, r in result["by_support"].items():
+        a = r["ablations"]
+        lines.append(f"{k:>3}  {r['edgenas']:7.4f}  {a['zeroed_set_encoder']:8.4f}  {a['zeroed_descriptors']:7.4f}  "
+                     f"{a['no_support_update']:7.4f}")
     lines.append(f"{'device':<22} {'K':>3}  {'edgenas':>15}  {'FLOPs':>6}  {'ridge':>6}  {'lin.comb':>8}  "
                  f"{'nearest':>7}")
     rows = [(d, k, e) for k, r in result["by_support"].items() for d, e in r["devices"].items()]

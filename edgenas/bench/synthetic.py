@@ -1,11 +1,13 @@
 """Synthetic devices unlike any column of a benchmark table, generated from seeded recipes, for judging whether a
 few measurements teach the predictor a device that no meta-training device resembles:
 
-- `random_ops`: every choice of every decision costs a random amount (log-normal), plus a fixed overhead;
+- `random_ops`: every operation type runs at its own random speed: a layer costs its FLOPs times a random
+  per-FLOP cost of its operation type, plus a random per-layer overhead of that type (both log-normal), so the
+  ranking of operations is unlike any real device's;
 - `roofline`: a network takes max(FLOPs / peak, bytes moved / bandwidth) plus an overhead, with the peak and
   the bandwidth drawn so that both compute- and memory-bound networks occur;
-- `npu_fallback`: an accelerator runs most operations cheaply, but a random third of the operation types fall
-  back to a CPU ten to thirty times slower and pay a transfer each time.
+- `npu_fallback`: an accelerator runs most operation types cheaply (per FLOP and per layer, at random), but a
+  random third of the operation types fall back to a CPU ten to thirty times slower and pay a transfer each time.
 
 Each latency carries 2 % multiplicative noise. The same seed gives the same devices.
 """
@@ -25,13 +27,17 @@ def synthetic_devices(bench: Benchmark, seed: int = 0) -> dict[str, np.ndarray]:
     costs = [bench.space.costs(a) for a in bench.archs]
     flops = np.array([c.flops for c in costs], dtype=float)
     moved = np.array([4 * c.params + 2 * c.peak_activation_bytes for c in costs], dtype=float)
-    per_choice = rng.lognormal(0.0, 1.0, x.shape[1])
+    choice_kind = np.concatenate([np.arange(d) for d in bench.space.decisions])  # the operation type of each choice
+    kinds = max(bench.space.decisions)
+    choice_flops = np.clip(np.linalg.lstsq(np.c_[x, np.ones(len(x))], flops, rcond=None)[0][:-1], 0, None)
+    per_flop, overhead = rng.lognormal(0.0, 1.0, kinds), rng.lognormal(0.0, 1.0, kinds) / 2
+    work = choice_flops / np.median(choice_flops[choice_flops > 0])
+    per_choice = work * per_flop[choice_kind] + overhead[choice_kind]
     compute, memory = flops / np.median(flops), moved / np.median(moved) * rng.lognormal(0.0, 0.5)
-    choice_kind = np.tile(np.arange(bench.space.decisions[0]), len(bench.space.decisions))  # the operation type
-    falls_back = rng.permutation(bench.space.decisions[0])[:max(1, bench.space.decisions[0] // 3)]
-    npu = rng.lognormal(-1.0, 0.5, x.shape[1])
+    falls_back = rng.permutation(kinds)[:max(1, kinds // 3)]
+    npu = work * rng.lognormal(-1.0, 0.5, kinds)[choice_kind] + rng.lognormal(-3.0, 0.5, kinds)[choice_kind]
     cpu = np.where(np.isin(choice_kind, falls_back), rng.uniform(10, 30) * npu + rng.uniform(0.5, 2.0), 0.0)
-    clean = {"random_ops": x @ per_choice + per_choice.mean(),
+    clean = {"random_ops": x @ per_choice + 2 * per_choice.mean(),
              "roofline": np.maximum(compute, memory) + 0.05,
              "npu_fallback": x @ (npu + cpu) + 0.1}
     return {f"synthetic_{name}": ms * (1 + 0.02 * rng.standard_normal(len(ms))) for name, ms in clean.items()}

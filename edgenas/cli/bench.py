@@ -45,23 +45,26 @@ def latency_command(data, space, devices, support, seeds, meta_seeds, meta_train
 
 @group.command("nas")
 @click.option("--data", required=True, type=click.Path(), help="Benchmark folder.")
-@click.option("--device", "devices", required=True, help="Held-out device(s), comma-separated.")
-@click.option("--budget-ms", "budgets", required=True,
+@click.option("--space", default=None, help="Search space of the table [default: the one named like the folder].")
+@click.option("--device", "devices", default=None,
+              help="Held-out device(s), comma-separated [default: the reference split's validation devices].")
+@click.option("--budget-ms", "budgets", default="p25,p50,p75", show_default=True,
               help="Latency budget(s), comma-separated: milliseconds, or pNN for the device's NN-th percentile.")
 @click.option("--task", default="cifar100", show_default=True, help="Target task (accuracy column).")
 @click.option("--source-task", default="cifar10", show_default=True, help="Prior-knowledge task ('' for none).")
 @click.option("--latency-queries", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--accuracy-queries", default=10, show_default=True, type=click.IntRange(min=0))
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option("--meta-train-devices", default=None, help="Devices meta-training may use [default: all columns].")
+@click.option("--meta-train-devices", default=None,
+              help="Devices meta-training may use [default: the reference split's meta-training devices].")
 @json_option()
-def nas_command(data, devices, budgets, task, source_task, latency_queries, accuracy_queries, seeds,
+def nas_command(data, space, devices, budgets, task, source_task, latency_queries, accuracy_queries, seeds,
                 meta_train_devices, as_json):
     """Latency-constrained search on held-out devices: accuracy of the pick over the exhaustive oracle's."""
     from ..bench.nas import bench_nas, table
     from ..nas.benchmark import load_benchmark
 
-    result = bench_nas(load_benchmark(data), names(devices), names(budgets), task=task,
+    result = bench_nas(load_benchmark(data, space or _space_of(data)), names(devices), names(budgets), task=task,
                        source_task=source_task or None, latency_queries=latency_queries,
                        accuracy_queries=accuracy_queries, seeds=seeds,
                        meta_train_devices=names(meta_train_devices), log=log)

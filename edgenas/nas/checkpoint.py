@@ -14,9 +14,10 @@ import torch
 from ..errors import EdgenasError
 from ..spaces import SearchSpace
 from .generator import Generator
-from .predictor import AccuracyPrior, LatencyPredictor, TaskPredictor
+from .latency import LatencyPredictor
+from .predictor import AccuracyPrior, TaskPredictor
 
-FORMAT = 2
+FORMAT = 3
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Meta-training across the devices of a benchmark: the latency predictor, the accuracy prior and task
 predictor on a source task, and the generator distilled from them.
 
-An episode samples a device, a support set of 0..20 architectures and a query set; the loss is the error
+An episode samples a device, a support set of a few architectures and a query set; the loss is the error
 of the query predictions made from the support set alone, so the model learns to generate a device's
 predictor from a few measurements.
 """
@@ -13,13 +13,16 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
+from ..device.profile import PROFILES
 from ..errors import EdgenasError
 from .benchmark import Benchmark
 from .checkpoint import Trained
-from .conditioning import device_descriptors
+from .conditioning import descriptor_vector, device_descriptors
 from .generator import Generator, condition_vector
-from .predictor import AccuracyPrior, LatencyPredictor, TaskPredictor
+from .latency import CALIBRATION_SUPPORTS, FLOOR, Z90, LatencyPredictor
+from .predictor import AccuracyPrior, TaskPredictor
 
 
 def train_accuracy_prior(x: np.ndarray, accuracy: np.ndarray, steps: int = 1500, seed: int = 0) -> AccuracyPrior:
@@ -40,17 +43,6 @@ def train_accuracy_prior(x: np.ndarray, accuracy: np.ndarray, steps: int = 1500,
         last.weight.mul_(std)
         last.bias.mul_(std).add_(mean)
     return model.eval()
-
-
-def least_squares_heads(x: np.ndarray, latency: dict[str, np.ndarray], devices: list[str]) -> np.ndarray:
-    """Per-device linear fits of relative latency on [encoding, 1]: the empirical prior's starting point."""
-    design = np.c_[x, np.ones(len(x))]
-    rows = []
-    for d in devices:
-        y = latency[d]
-        ok = np.isfinite(y)
-        rows.append(np.linalg.lstsq(design[ok], y[ok] / y[ok].mean(), rcond=None)[0])
-    return np.stack(rows)
 
 
 @dataclass(frozen=True)
@@ -77,7 +69,7 @@ def meta_train(bench: Benchmark, devices: list[str], config: MetaTrainConfig = M
     rng = np.random.default_rng(seed)
     x = bench.encodings()
     log("latency predictor")
-    model = train_latency_predictor(x, bench.latency, devices, steps, rng, log)
+    model = train_latency_predictor(bench.space.decisions, x, _costs(bench), bench.latency, devices, steps, rng, log)
     source = bench.accuracy[accuracy_task]
     log(f"accuracy prior and task predictor ({accuracy_task})")
     prior = train_accuracy_prior(x, source, seed=seed)
@@ -96,8 +88,13 @@ def meta_train_latency(bench: Benchmark, devices: list[str], config: MetaTrainCo
     _check_devices(bench, devices)
     torch.manual_seed(seed)
     log("latency predictor")
-    return train_latency_predictor(bench.encodings(), bench.latency, devices, config.steps,
-                                   np.random.default_rng(seed), log)
+    return train_latency_predictor(bench.space.decisions, bench.encodings(), _costs(bench), bench.latency, devices,
+                                   config.steps, np.random.default_rng(seed), log)
+
+
+def _costs(bench: Benchmark) -> np.ndarray:
+    """FLOPs and parameters of every architecture of the table (rows)."""
+    return np.array([(c.flops, c.params) for c in map(bench.space.costs, bench.archs)], dtype=float)
 
 
 def _check_devices(bench: Benchmark, devices: list[str]) -> None:
@@ -109,37 +106,142 @@ def _check_devices(bench: Benchmark, devices: list[str]) -> None:
         raise EdgenasError("meta-training needs at least 2 devices; pass more with --devices")
 
 
-def train_latency_predictor(x: np.ndarray, latency: dict[str, np.ndarray], devices: list[str], steps: int,
-                            rng: np.random.Generator, log: Callable[[str], None], batch: int = 16,
-                            max_support: int = 20, queries: int = 256) -> LatencyPredictor:
-    """Episodes: a device, a support set of 0..max_support architectures, a query set to predict."""
-    model = LatencyPredictor(x.shape[1])
+def train_latency_predictor(decisions: tuple[int, ...], x: np.ndarray, costs: np.ndarray,
+                            latency: dict[str, np.ndarray], devices: list[str], steps: int, rng: np.random.Generator,
+                            log: Callable[[str], None], batch: int = 16, max_support: int = 50,
+                            queries: int = 256) -> LatencyPredictor:
+    """Fit the basis network on the meta-training columns, then meta-train the hypernetwork on episodes: a device
+    (its own column, and a quarter of the time every column of its family, hidden from the head, so that it learns to
+    predict devices unlike its basis; its descriptors hidden 30 % of the time), a support set of 0..max_support
+    architectures (small ones more often), a query set to predict. Loss: Gaussian negative log-likelihood of the
+    query latencies plus a pairwise ranking loss. Finally the interval widths are calibrated."""
+    model = LatencyPredictor(list(decisions), list(devices))
     desc = np.stack([device_descriptors(d) for d in devices])
     model.descriptors.fit(desc)
-    model.init_prior(least_squares_heads(x, latency, devices))
-    xt, desc_t = torch.as_tensor(x), torch.as_tensor(desc)
-    lat = [latency[d] for d in devices]
-    valid = [np.flatnonzero(np.isfinite(v)) for v in lat]
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    model.column_descriptors.copy_(torch.as_tensor(desc))
+    table = np.stack([latency[d] for d in devices], 1)
+    _fit_choice_costs(model, x, costs)
+    log("  basis: the meta-training devices' latencies as functions of the architecture")
+    _fit_basis(model, x, table, steps, log)
+    loo_units = _fit_unit(model, desc, table)
+    with torch.no_grad():
+        phi = model.features(torch.as_tensor(x))
+    family = [_family(d) for d in devices]
+    hidden = [[j] + ([i for i, f in enumerate(family) if f == family[j] and i != j]
+                     if sum(f != family[j] for f in family) else []) for j in range(len(devices))]
+    without_profile = descriptor_vector(None)
+    valid = [np.flatnonzero(np.isfinite(table[:, j])) for j in range(len(devices))]
+    params = [p for name, p in model.named_parameters() if not name.startswith("basis.")]
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     start = time.perf_counter()
     for step in range(steps):
         model.train()
         dev = rng.integers(len(devices), size=batch)
-        k = int(rng.integers(0, max_support + 1))
-        sx, sy, qx, qy = [], [], [], []
-        for d in dev:
-            pick = rng.choice(valid[d], size=k + queries, replace=False)
-            s, q = pick[:k], pick[k:]
-            unit = lat[d][s].mean() if k else lat[d][q].mean()
-            sx.append(xt[s]), sy.append(lat[d][s] / unit), qx.append(xt[q]), qy.append(lat[d][q] / unit)
-        sy_t = torch.as_tensor(np.stack(sy), dtype=torch.float32)
-        pred = model(desc_t[dev], torch.stack(sx), sy_t, torch.ones_like(sy_t, dtype=torch.bool), torch.stack(qx))
-        loss = torch.mean((pred - torch.as_tensor(np.stack(qy), dtype=torch.float32)) ** 2)
-        _step(opt, sched, model, loss)
+        k = int(np.exp(rng.uniform(0, np.log(max_support + 2)))) - 1
+        masked = [hidden[j] if rng.random() < 0.25 else [j] for j in dev]
+        d = desc[dev].copy()
+        d[rng.random(batch) < 0.3] = without_profile
+        s, q = zip(*(np.split(rng.choice(valid[j], size=k + queries, replace=False), [k]) for j in dev))
+        s, q = np.stack(s).astype(int), np.stack(q).astype(int)
+        sy, qy = table[s, dev[:, None]], table[q, dev[:, None]]
+        unit = sy.mean(1, keepdims=True) if k else qy.mean(1, keepdims=True)
+        qy_t = torch.as_tensor(qy / unit, dtype=torch.float32)
+        mean, std = model(torch.as_tensor(d), model.column_mask(batch, masked), phi[s],
+                          torch.as_tensor(sy / unit, dtype=torch.float32), phi[q])
+        nll = torch.mean(0.5 * ((qy_t - mean) / std) ** 2 + torch.log(std))
+        i, j = rng.integers(queries, size=(2, queries))
+        rank = nn.functional.binary_cross_entropy_with_logits((mean[:, i] - mean[:, j]) / 0.05,
+                                                              (qy_t[:, i] > qy_t[:, j]).float())
+        _step(opt, sched, model, nll + 0.5 * rank)
         if step % 250 == 0 or step == steps - 1:
-            log(f"  step {step:5d}/{steps}  loss {loss.item():.5f}  {time.perf_counter() - start:.0f} s")
-    return model.eval()
+            log(f"  step {step:5d}/{steps}  nll {nll.item():.4f}  rank {rank.item():.4f}  "
+                f"{time.perf_counter() - start:.0f} s")
+    _calibrate(model.eval(), phi, table, desc, loo_units, valid, rng)
+    log("  interval calibration: " + ", ".join(f"K={k} x{c:.2f}" for k, c in
+                                                zip(CALIBRATION_SUPPORTS, model.calibration.tolist())))
+    return model
+
+
+def _family(device: str) -> str:
+    """The kind of device a benchmark column is (its profile's), the name's stem without a profile."""
+    return PROFILES.get(device).kind if device in PROFILES.names() else device.split("_")[0]
+
+
+def _fit_choice_costs(model: LatencyPredictor, x: np.ndarray, costs: np.ndarray) -> None:
+    """FLOPs and parameters of each choice (least squares of the networks' costs, columns of `costs`, on the
+    one-hots), in units of the median network's."""
+    for buffer, total in zip((model.choice_flops, model.choice_params), costs.T):
+        coef = np.linalg.lstsq(np.c_[x, np.ones(len(x))], total, rcond=None)[0][:-1]
+        buffer.copy_(torch.as_tensor(np.clip(coef, 0, None) / np.median(total), dtype=torch.float32))
+
+
+def _fit_basis(model: LatencyPredictor, x: np.ndarray, table: np.ndarray, steps: int,
+               log: Callable[[str], None], batch: int = 4096) -> None:
+    """The basis network regresses each column's standardised log-latency; its outputs are then scaled so that
+    each column's relative latency averages 1 over the table."""
+    logs = np.log(table)
+    mean, std = np.nanmean(logs, 0), np.nanstd(logs, 0) + 1e-9
+    target = torch.as_tensor(np.nan_to_num((logs - mean) / std), dtype=torch.float32)
+    present = torch.as_tensor(np.isfinite(logs), dtype=torch.float32)
+    xt = torch.as_tensor(x)
+    opt = torch.optim.Adam(model.basis.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    generator = torch.Generator().manual_seed(0)
+    for step in range(steps):
+        rows = torch.randint(len(x), (min(batch, len(x)),), generator=generator)
+        loss = torch.sum((model.basis(xt[rows]) - target[rows]) ** 2 * present[rows]) / present[rows].sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 500 == 0 or step == steps - 1:
+            log(f"  step {step:5d}/{steps}  mse {loss.item():.5f} (standardised log-latency)")
+    with torch.no_grad():
+        out = model.basis(xt) * torch.as_tensor(std, dtype=torch.float32)
+        model.basis_scale.copy_(torch.as_tensor(std, dtype=torch.float32))
+        model.basis_offset.copy_(-torch.log(torch.exp(out).mean(0)))
+
+
+def _fit_unit(model: LatencyPredictor, desc: np.ndarray, table: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Ridge regression of each device's log mean latency on its descriptors (zero-shot scale), and its
+    leave-one-device-out error; returns the left-out predictions."""
+    u = model._unit_features(torch.as_tensor(desc)).double().numpy()
+    y = np.log(np.nanmean(table, 0))
+    penalty = alpha * np.diag(np.r_[np.ones(u.shape[1] - 1), 0.0])
+
+    def fit(rows: np.ndarray) -> np.ndarray:
+        return np.linalg.solve(u[rows].T @ u[rows] + penalty, u[rows].T @ y[rows])
+
+    everything = np.arange(len(y))
+    loo = np.array([u[j] @ fit(everything[everything != j]) for j in everything])
+    model.unit_weights.copy_(torch.as_tensor(fit(everything), dtype=torch.float32))
+    model.unit_sigma.fill_(float(np.sqrt(np.mean((loo - y) ** 2))))
+    return loo
+
+
+@torch.no_grad()
+def _calibrate(model: LatencyPredictor, phi: torch.Tensor, table: np.ndarray, desc: np.ndarray, loo_units: np.ndarray,
+               valid: list[np.ndarray], rng: np.random.Generator, episodes: int = 8, queries: int = 512) -> None:
+    """Scale the interval at each K of CALIBRATION_SUPPORTS so that 90 % of true latencies fall inside it, on
+    every meta-training device with its own column hidden (as a new device); at K = 0 the zero-shot unit is the
+    one predicted with the device left out."""
+    dev = np.repeat(np.arange(table.shape[1]), episodes)
+    mask = model.column_mask(len(dev), [[j] for j in dev])
+    for c, k in enumerate(CALIBRATION_SUPPORTS):
+        s, q = zip(*(np.split(rng.choice(valid[j], size=k + queries, replace=False), [k]) for j in dev))
+        s, q = np.stack(s).astype(int), np.stack(q).astype(int)
+        sy, qy = table[s, dev[:, None]], table[q, dev[:, None]]
+        unit = sy.mean(1, keepdims=True) if k else np.exp(loo_units[dev])[:, None]
+        mean, std = model(torch.as_tensor(desc[dev]), mask, phi[s], torch.as_tensor(sy / unit, dtype=torch.float32),
+                          phi[q])
+        mean, std = mean.double().numpy(), std.double().numpy()
+        if k:
+            z = np.abs(qy / unit - mean) / std
+        else:
+            positive = np.maximum(mean, FLOOR)
+            z = np.abs(np.log(qy / unit / positive)) / np.sqrt((std / positive) ** 2 + float(model.unit_sigma) ** 2)
+        model.calibration[c] = float(np.quantile(z, 0.9) / Z90)
 
 
 def synthetic_tasks(source: np.ndarray, x: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -220,7 +322,9 @@ def train_generator(decisions: tuple[int, ...], x: np.ndarray, latency: dict[str
             s = np.stack([rng.choice(np.flatnonzero(np.isfinite(lat[d])), k, replace=False) for d in dev])
             sy = np.take_along_axis(lat[dev], s, 1)
             sy = torch.as_tensor(sy / sy.mean(1, keepdims=True), dtype=torch.float32)
-            lat_heads, _ = model.posterior(desc[dev], xt[s], sy, torch.ones_like(sy, dtype=torch.bool))
+            mask = model.column_mask(chunk, [[d] for d in dev])  # each device as a new one: its column hidden
+            _, _, lat_heads = model.distribution(desc[dev], mask, lat_features[s], sy, lat_features[:0][None]
+                                                 .expand(chunk, 0, -1))
             kt = int(rng.integers(0, 11))
             t = _support_sets(rng, best, ok, chunk, kt)
             ty = np.take_along_axis(bank[rng.integers(len(bank), size=chunk)], t, 1)

@@ -70,8 +70,8 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
         support = ([sp.index(a) for a in latest], list(latest.values()))
         log(f"{len(latest)} stored {profile.runtime} measurements of '{profile.name}' condition the predictor")
         if not profile.measurable and not latest:
-            raise EdgenasError(f"profile '{profile.name}' is predict-only (measure.via: none) and the store has no "
-                               f"measurements of it; {ways_to_measure(profile)}; or give --arch")
+            log(f"'{profile.name}' is predict-only and the store has none of its measurements: a zero-shot pick "
+                f"from its descriptors ({ways_to_measure(profile)})")
         built: dict[int, tuple[Built, dict[str, Any]]] = {}
 
         def measure_candidate(i: int) -> float:
@@ -96,7 +96,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
                                   "predicted_ms": None if c.predicted_ms is None else round(c.predicted_ms, 4),
                                   "measured_ms": round(c.measured_ms, 4), "fits": budget.fits_latency(c.measured_ms),
                                   "predicted_accuracy": c.predicted_accuracy} for c in result.candidates]}
-        if profile.measurable and (not result.verified or result.pick not in built):
+        if profile.measurable and not result.verified:
             closest = min((c.measured_ms for c in result.candidates), default=float("nan"))
             raise EdgenasError(f"no candidate measured within {latency_ms:g} ms after {len(result.candidates)} "
                                f"measurements (fastest {closest:.3f} ms); raise --latency-ms or --measurements")
@@ -109,20 +109,23 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
             model, extra["training"] = done.model, training_report(dataset, done, epochs, seed)
             if shots:
                 extra["accuracy_shots"] = compare_with_shots(sp, pick, shots, dataset, shot_epochs, seed, log)
-        if not profile.measurable:  # predicted to fit with the search's safety margin, not verified
+        if result.stored_ms is not None:
+            report["stored_ms"] = round(result.stored_ms, 4)
+            log(f"the pick {pick} was measured before: {result.stored_ms:.3f} ms in the store")
+        if not profile.measurable:  # a stored measurement fits, or the calibrated 90 % upper bound does
             b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model)
-            mean, std = trained.model.predict(descriptor_vector(profile), x[support[0]], np.asarray(support[1]),
-                                              x[[result.pick]], with_std=True)
-            report["predicted_ms"] = round(float(mean[0]), 4)
-            # +-2 predictive standard deviations (not yet calibrated against true latencies: issue 15)
-            report["predicted_interval_ms"] = [round(max(0.0, float(mean[0] - 2 * std[0])), 4),
-                                               round(float(mean[0] + 2 * std[0]), 4)]
+            if not result.verified:
+                report["predicted_ms"] = round(result.predicted_ms, 4)
+                report["predicted_interval_ms"] = [round(v, 4) for v in result.interval_ms]
+                report["interval"] = "calibrated 90 %"
+                log(f"unverified pick {pick}: predicted {result.predicted_ms:.3f} ms, 90 % interval "
+                    f"{result.interval_ms[0]:.3f}-{result.interval_ms[1]:.3f} ms (budget {latency_ms:g} ms)")
             if profile.ships_tflite:
                 extra["litert"] = litert_here(b, store)
             return write_artifact(b, out_dir, {}, {**extra, "not_measured_because":
                                                    f"profile '{profile.name}' has measure.via: none (predict-only)"},
                                   budget)
-        if model is not None:  # the trained weights: compiled and measured again, as they ship
+        if model is not None or result.pick not in built:  # trained weights, or a stored pick: built, measured
             b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model)
             latency = time_built(b, store)
         else:

@@ -37,8 +37,8 @@ def test_distilled_generator_proposes_what_the_predictors_rank_best(synthetic_tr
     hits = []
     for trial in range(10):
         s = rng.choice(len(x), 10, replace=False)
-        head, _, unit = trained.model.head(device_descriptors("dev5"), x[s], lat[s])
-        predicted = trained.model.predict(device_descriptors("dev5"), x[s], lat[s], x)
+        head, unit = trained.model.head(device_descriptors("dev5"), x[s], lat[s])
+        predicted = trained.model.predict(device_descriptors("dev5"), x[s], lat[s], x).ms
         accuracy = trained.task.predict(src, x, [], [])
         budget = float(np.percentile(predicted, [25, 50, 75][trial % 3]))
         fits = np.flatnonzero(predicted <= budget)

@@ -1,0 +1,247 @@
+"""The device-conditioned latency predictor: a hypernetwork generates each device's predictor head, and the
+device's own measurements refit that head in closed form.
+
+A network's latency is close to a sum of per-layer costs, so the head is linear, in milliseconds relative to
+the device's unit (the mean of its support set), over features of the architecture:
+- `devices`: the relative latency of the architecture on each meta-training device (a basis network learned
+  from the benchmark table, so it also answers for architectures outside the table);
+- `op_flops`, `op_params`, `op_count`: the FLOPs spent in, the weights held by, and the number of layers that
+  choose each operation type;
+- `choices`: the one-hot encoding (per-layer corrections);
+- `intercept`.
+The hypernetwork reads the profile's descriptors and an attention-encoded support set and generates the prior
+of the head: its mean from the descriptors (which meta-training devices the device resembles, by attention from
+the device to their profiles, and the other blocks); the width of each block's prior, the noise level and a
+hyperprior over prior scalings from both. A generic prior (no device alike, costs per operation type) competes
+with it. The support pairs then update the head by Bayesian linear regression with noise proportional to
+latency, under the prior that the support set itself supports best: ten measurements move the head as far as
+they deserve, not less.
+
+Predictions are latencies in ms with a calibrated 90 % interval: with a support set the unit is the support's
+mean; without one it is predicted from the descriptors (zero-shot), its uncertainty included. The interval's
+width is scaled by factors measured on meta-training devices held out of the head's basis (`calibrate`).
+Predictions and lower bounds never fall below `FLOOR` times the device's unit.
+"""
+from __future__ import annotations
+
+from copy import deepcopy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .conditioning import DESCRIPTOR_DIM, DescriptorEncoder, SetEncoder
+
+Z90 = 1.6448536269514722  # the standard normal's 95th percentile: a central 90 % interval is mean +- Z90 std
+CALIBRATION_SUPPORTS = (0, 3, 10, 20, 50)  # support sizes at which the interval width is calibrated
+FLOOR = 0.05  # no latency is predicted below 5 % of the device's unit
+BLOCKS = ("intercept", "devices", "op_flops", "op_params", "op_count", "choices")
+PRIOR_VAR = (0.1, 0.05, 0.3, 0.3, 0.3, 0.01)  # the blocks' prior variances before meta-training
+WIDTHS = (1 / 16, 1 / 4, 1.0, 4.0, 16.0, 64.0)  # the prior scalings a support set chooses among (by evidence)
+GENERIC_VAR = (1.0, 0.0, 1.0, 1.0, 1.0, 0.01)  # the generic prior: no device alike, costs per operation type
+GENERIC_WIDTHS = (1.0, 16.0)
+PRIORS = len(WIDTHS) + len(GENERIC_WIDTHS)
+
+
+@dataclass
+class Prediction:
+    """Latencies (ms) of query architectures and their calibrated 90 % interval."""
+
+    ms: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    @property
+    def std(self) -> np.ndarray:
+        """The upper half-width as a standard deviation (what the search's exploration counts in)."""
+        return (self.high - self.ms) / Z90
+
+
+class LatencyPredictor(nn.Module):
+    def __init__(self, decisions: list[int], columns: list[str], hidden: int = 256, set_dim: int = 64,
+                 descriptor_dim: int = 32):
+        super().__init__()
+        self.config = dict(decisions=list(decisions), columns=list(columns), hidden=hidden, set_dim=set_dim,
+                           descriptor_dim=descriptor_dim)
+        e, m, t = sum(decisions), len(columns), max(decisions)
+        kinds = np.concatenate([np.arange(d) for d in decisions])
+        self.register_buffer("kind_matrix", torch.as_tensor(np.eye(t, dtype=np.float32)[kinds]))  # choice -> op type
+        self.register_buffer("choice_flops", torch.zeros(e))  # FLOPs of each choice, in units of the median network's
+        self.register_buffer("choice_params", torch.zeros(e))  # and its parameters
+        self.register_buffer("basis_scale", torch.ones(m))
+        self.register_buffer("basis_offset", torch.zeros(m))
+        self.register_buffer("unit_weights", torch.zeros(DESCRIPTOR_DIM + 1))  # descriptors -> log mean latency (ms)
+        self.register_buffer("unit_sigma", torch.tensor(1.0))  # its leave-one-device-out error (log)
+        self.register_buffer("calibration", torch.ones(len(CALIBRATION_SUPPORTS)))
+        self.register_buffer("column_descriptors", torch.zeros(m, DESCRIPTOR_DIM))  # each basis device's profile
+        self.sizes = [1, m, t, t, t, e]
+        p = sum(self.sizes)
+        self.basis = nn.Sequential(nn.Linear(e, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                   nn.Linear(hidden, m))
+        self.descriptors = DescriptorEncoder(descriptor_dim)
+        self.support = SetEncoder(p, set_dim)
+        self.hyper = nn.Sequential(nn.Linear(descriptor_dim, 128), nn.ReLU(), nn.Linear(128, p + 1))
+        self.query = nn.Linear(descriptor_dim, 32)  # attention of the device over the basis devices
+        self.key = nn.Linear(descriptor_dim, 32)
+        self.widths = nn.Sequential(nn.Linear(descriptor_dim + set_dim, 64), nn.ReLU(),
+                                    nn.Linear(64, len(BLOCKS) + 1 + PRIORS))
+        for last in (self.hyper[-1], self.widths[-1]):
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        self.log_var = nn.Parameter(torch.log(torch.tensor(PRIOR_VAR)))
+        self.log_noise = nn.Parameter(torch.tensor(float(np.log(0.05))))
+        self.width_logits = nn.Parameter(torch.zeros(PRIORS))  # the learned hyperprior over the priors
+        self.reads_support_set = True  # False: the set encoder's output is its empty-set vector (an ablation)
+
+    @property
+    def columns(self) -> list[str]:
+        return self.config["columns"]
+
+    # ---- architecture features -------------------------------------------------------------------------------
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., P) head features of encodings x (..., E): [1, devices, op_flops, op_params, op_count, choices]."""
+        n = len(self.config["decisions"])
+        devices = torch.exp(self.basis(x) * self.basis_scale + self.basis_offset)
+        op_flops = (x * self.choice_flops) @ self.kind_matrix
+        op_params = (x * self.choice_params) @ self.kind_matrix
+        op_count = x @ self.kind_matrix / n
+        return torch.cat([torch.ones_like(x[..., :1]), devices, op_flops, op_params, op_count, x / n], dim=-1)
+
+    def column_mask(self, batch: int, masked: list[list[int]] | None = None) -> torch.Tensor:
+        """(batch, P) feature mask: 1 everywhere but the device columns listed per row in `masked`."""
+        mask = torch.ones(batch, sum(self.sizes))
+        for row, columns in enumerate(masked or []):
+            mask[row, [1 + c for c in columns]] = 0.0
+        return mask
+
+    # ---- the generated prior and its closed-form update ------------------------------------------------------
+    def prior(self, descriptors: torch.Tensor, mask: torch.Tensor, support: torch.Tensor, support_y: torch.Tensor):
+        """Prior mean (B, P) and variance (B, P) of each device's head, its relative noise level (B,) and the
+        log-hyperprior over the priors the support chooses among (B, PRIORS). The mean comes from the
+        descriptors; the widths, noise and hyperprior
+        also from the support set (meta-training showed that a support-set shift of the mean does not
+        generalise from nine devices)."""
+        b, k = support.shape[:2]
+        m = self.sizes[1]
+        present = torch.ones(b, k, dtype=torch.bool)
+        log_y = torch.log(support_y.clamp(min=1e-6))
+        device = self.descriptors(descriptors)
+        out = self.hyper(device)
+        keys = self.key(self.descriptors(self.column_descriptors))  # (M, 32)
+        logits = out[:, 1:1 + m] + self.query(device) @ keys.T / keys.shape[1] ** 0.5
+        rest = torch.cat([out[:, :1], torch.zeros(b, m), out[:, 1 + m:-1]], dim=1)
+        log_scale = out[:, -1]
+        encoded = self.support(support, log_y, present) if self.reads_support_set else self.support.empty.expand(b, -1)
+        widths = self.widths(torch.cat([device, encoded], dim=1))
+        log_var, log_noise, width_logits = widths[:, :len(BLOCKS)], widths[:, len(BLOCKS)], widths[:, -PRIORS:]
+        columns = mask[:, 1:1 + m]
+        weights = torch.softmax(logits.masked_fill(columns == 0, -1e9), dim=1) * torch.exp(log_scale)[:, None]
+        mean = rest + torch.cat([torch.zeros(b, 1), weights, torch.zeros(b, sum(self.sizes) - 1 - m)], dim=1)
+        block_var = torch.exp(self.log_var + log_var)  # (B, blocks)
+        var = torch.repeat_interleave(block_var, torch.tensor(self.sizes), dim=1) * mask
+        return mean * mask, var, torch.exp(self.log_noise + log_noise), self.width_logits + width_logits
+
+    def distribution(self, descriptors: torch.Tensor, mask: torch.Tensor, support: torch.Tensor,
+                     support_y: torch.Tensor, query: torch.Tensor):
+        """Posterior predictive mean and std (B, Q) of relative latencies of query features (B, Q, P), after the
+        support features (B, K, P) with relative latencies (B, K); also the posterior head weights (B, P).
+
+        With a support set, the support chooses the prior: the posteriors under the generated prior scaled by
+        each of `WIDTHS`, and under a generic one (a flat latency, additive per operation type: `GENERIC_VAR`
+        scaled by each of `GENERIC_WIDTHS`), are averaged, weighted by how well each explains the support (its
+        marginal likelihood, times a hyperprior generated from the device and its support set). A device like
+        the meta-training ones keeps its tight generated prior; one unlike all of them gets the generic one."""
+        support, query = support * mask[:, None], query * mask[:, None]
+        mean, var, noise, hyperprior = self.prior(descriptors, mask, support, support_y)
+        if support.shape[1] == 0:
+            q_mean = (query @ mean[..., None])[..., 0]
+            q_var = (query ** 2 * var[:, None]).sum(-1)
+            return q_mean, torch.sqrt(q_var.clamp(min=1e-10) + (noise[:, None] * q_mean.clamp(min=FLOOR)) ** 2), mean
+        generic_mean = torch.zeros_like(mean)
+        generic_mean[:, 0] = 1.0
+        generic_var = torch.repeat_interleave(torch.tensor(GENERIC_VAR), torch.tensor(self.sizes)) * mask
+        priors = [(mean, w * var) for w in WIDTHS] + [(generic_mean, w * generic_var) for w in GENERIC_WIDTHS]
+        jitter = 1e-6 * torch.eye(support.shape[1], dtype=torch.float64)
+        sd = support.double()
+        means, second, heads, evidence = [], [], [], []
+        for m, v in priors:  # the K x K solves in double precision: a tight prior makes them ill-conditioned
+            s_prior = (support @ m[..., None])[..., 0]
+            s_noise = torch.diag_embed((noise[:, None] * s_prior.clamp(min=FLOOR)) ** 2).double()
+            chol = torch.linalg.cholesky((sd * v.double()[:, None]) @ sd.transpose(1, 2) + s_noise + jitter)
+            residual = (support_y - s_prior)[..., None]
+            alpha = torch.cholesky_solve(residual.double(), chol).float()  # (B, K, 1)
+            heads.append(m + v * (support.transpose(1, 2) @ alpha)[..., 0])
+            q_mean = (query @ heads[-1][..., None])[..., 0]
+            cross = (query * v[:, None]) @ support.transpose(1, 2)  # (B, Q, K)
+            solved = torch.linalg.solve_triangular(chol, cross.transpose(1, 2).double(), upper=False).float()
+            q_var = ((query ** 2 * v[:, None]).sum(-1) - (solved ** 2).sum(1)).clamp(min=1e-10) + \
+                (noise[:, None] * q_mean.clamp(min=FLOOR)) ** 2
+            means.append(q_mean)
+            second.append(q_var + q_mean ** 2)
+            evidence.append(-0.5 * (residual * alpha).sum((1, 2)) -
+                            torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1).float())
+        weight = torch.softmax(torch.stack(evidence, 1) + hyperprior, dim=1)  # (B, priors)
+        q_mean = torch.einsum("bw,wbq->bq", weight, torch.stack(means))
+        q_var = torch.einsum("bw,wbq->bq", weight, torch.stack(second)) - q_mean ** 2
+        return q_mean, torch.sqrt(q_var.clamp(min=1e-10)), torch.einsum("bw,wbp->bp", weight, torch.stack(heads))
+
+    def forward(self, descriptors, mask, support, support_y, query):
+        mean, std, _ = self.distribution(descriptors, mask, support, support_y, query)
+        return mean, std
+
+    def without_set_encoder(self) -> "LatencyPredictor":
+        """A copy whose set encoder reads no support set (what `bench latency`'s ablation scores)."""
+        copy = deepcopy(self)
+        copy.reads_support_set = False
+        return copy
+
+    # ---- answers in milliseconds -----------------------------------------------------------------------------
+    def _unit_features(self, descriptors: torch.Tensor) -> torch.Tensor:
+        n = len(self.descriptors.mean)
+        values, mask = descriptors[:, :n], descriptors[:, n:2 * n]
+        values = (values - self.descriptors.mean) / self.descriptors.std * mask
+        return torch.cat([values, descriptors[:, n:], torch.ones(len(descriptors), 1)], dim=1)
+
+    def zero_shot_unit(self, descriptors: np.ndarray) -> float:
+        """The device's predicted mean latency (ms) over the benchmark's architectures, from its descriptors."""
+        u = self._unit_features(torch.as_tensor(np.asarray(descriptors, np.float32)[None]))
+        return float(torch.exp(u @ self.unit_weights)[0])
+
+    def calibration_factor(self, k: int) -> float:
+        return float(np.interp(k, CALIBRATION_SUPPORTS, self.calibration.numpy()))
+
+    @torch.no_grad()
+    def _relative(self, descriptors: np.ndarray, support_x: np.ndarray, support_ms: np.ndarray,
+                  query_x: np.ndarray):
+        self.eval()
+        k = len(support_ms)
+        unit = float(np.mean(support_ms)) if k else self.zero_shot_unit(descriptors)
+        e = sum(self.config["decisions"])
+        sx = self.features(torch.as_tensor(np.asarray(support_x, np.float32).reshape(1, k, e)))
+        sy = torch.as_tensor(np.asarray(support_ms, np.float32).reshape(1, k) / unit)
+        qx = self.features(torch.as_tensor(np.asarray(query_x, np.float32).reshape(1, -1, e)))
+        desc = torch.as_tensor(np.asarray(descriptors, np.float32)[None])
+        mean, std, weights = self.distribution(desc, self.column_mask(1), sx, sy, qx)
+        return mean[0].double().numpy(), std[0].double().numpy(), weights[0].double().numpy(), unit
+
+    def head(self, descriptors: np.ndarray, support_x: np.ndarray, support_ms: np.ndarray) -> tuple[np.ndarray, float]:
+        """The device's generated head after its support set (P,), and the unit (ms) of its relative latencies."""
+        _, _, weights, unit = self._relative(descriptors, support_x, support_ms,
+                                             np.zeros((0, sum(self.config["decisions"]))))
+        return weights, unit
+
+    def predict(self, descriptors: np.ndarray, support_x: np.ndarray, support_ms: np.ndarray,
+                query_x: np.ndarray) -> Prediction:
+        """Latency (ms) of each query architecture with its calibrated 90 % interval, after the support set
+        (zero-shot from the descriptors without one)."""
+        mean, std, _, unit = self._relative(descriptors, support_x, support_ms, query_x)
+        k = len(support_ms)
+        z = Z90 * self.calibration_factor(k)
+        positive = np.maximum(mean, FLOOR)
+        if k:
+            return Prediction(positive * unit, np.minimum(np.maximum(mean - z * std, FLOOR), positive) * unit,
+                              (positive + z * std) * unit)
+        spread = np.sqrt((std / positive) ** 2 + float(self.unit_sigma) ** 2)  # lognormal: the unit is unknown too
+        ms = positive * unit
+        return Prediction(ms, ms * np.exp(-z * spread), ms * np.exp(z * spread))

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from edgenas.nas.conditioning import device_descriptors
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_trained):
+    return synthetic_trained
+
+
+def covered(prediction, truth) -> float:
+    return float(np.mean((truth >= prediction.low) & (truth <= prediction.high)))
+
+
+def test_latencies_and_their_bounds_are_positive_whatever_the_support(trained):
+    bench, models = trained
+    x = bench.encodings()
+    picks = np.arange(12)
+    wild = np.geomspace(1e-3, 1e3, 12)[::-1]  # latencies that no linear head can follow
+    for support in ([], picks):
+        p = models.model.predict(device_descriptors("dev5"), x[support], wild[:len(support)], x)
+        assert (p.ms > 0).all() and (p.low > 0).all() and (p.low <= p.ms).all() and (p.ms < p.high).all()
+
+
+def test_the_90_percent_interval_covers_about_90_percent_of_an_unseen_device(trained):
+    bench, models = trained
+    x, truth = bench.encodings(), bench.latency["dev5"]
+    zero_shot = models.model.predict(device_descriptors("dev5"), x[:0], truth[:0], x)
+    assert 0.75 <= covered(zero_shot, truth) <= 1.0, "zero-shot: the unit is unknown, the interval says so"
+    coverage = []
+    for seed in range(5):
+        picks = np.random.default_rng(seed).choice(len(x), 10, replace=False)
+        coverage.append(covered(models.model.predict(device_descriptors("dev5"), x[picks], truth[picks], x), truth))
+    assert 0.8 <= np.mean(coverage) <= 0.99
+    assert np.median(zero_shot.high / zero_shot.low) > 1.5, "without measurements the interval is wide"
+
+
+def test_a_device_unlike_every_meta_training_one_is_learned_from_its_measurements(trained):
+    bench, models = trained
+    x = bench.encodings()
+    # conv 3x3 cheap and pooling dear: the opposite of every device of the fixture
+    truth = x @ np.tile([0.05, 0.1, 1.0, 0.2, 3.0], 6) + 1.0
+    rho = {}
+    for k in (0, 20):
+        picks = np.random.default_rng(0).choice(len(x), k, replace=False)
+        rho[k] = spearmanr(models.model.predict(device_descriptors("dev5"), x[picks], truth[picks], x).ms,
+                           truth).statistic
+    assert rho[20] > 0.9 and rho[20] > rho[0] + 0.2
+
+
+def test_without_measurements_the_unit_comes_from_the_descriptors(trained):
+    bench, models = trained
+    x = bench.encodings()
+    means = [bench.latency[f"dev{j}"].mean() for j in range(5)]
+    unit = models.model.zero_shot_unit(device_descriptors("dev5"))  # no profile: the meta-training devices' level
+    assert min(means) <= unit <= max(means)
+    assert np.isclose(models.model.predict(device_descriptors("dev5"), x[:0], np.zeros(0), x).ms.mean(), unit,
+                      rtol=0.35)
