@@ -42,9 +42,13 @@ def bench_nas(bench: Benchmark, devices: list[str] | None, budgets: list[str], t
     x = bench.encodings()
     truth_acc = bench.accuracy[task]
     runs = []
-    meta_train_seconds: dict[str, float] = {}  # per held-out device; 0 where the shipped checkpoint served
+    meta_train_seconds: dict[str, float] = {}  # per held-out device, of the models it used; 0: the shipped ones
+    trainings: dict[tuple[str, ...], tuple] = {}  # one meta-training per set of devices (the split's: one in all)
     for d in devices:
-        trained, seconds = predictor_for(bench, d, allowed, log, meta_training)
+        key = tuple(a for a in allowed if a != d)
+        if key not in trainings:
+            trainings[key] = predictor_for(bench, d, allowed, log, meta_training)
+        trained, seconds = trainings[key]
         meta_train_seconds[d] = round(seconds, 1)
         source = bench.accuracy[source_task] if source_task and source_task != task else trained.accuracy.predict(x)
         truth_lat = bench.latency[d]

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from .shell import UserError, json_option, log, names, space_option
+from .shell import UserError, json_option, log, names, space_of_folder, space_option
 
 
 @click.group("bench")
@@ -37,7 +37,7 @@ def latency_command(data, space, devices, support, seeds, meta_seeds, meta_train
     except (TypeError, ValueError):
         raise UserError(f"--support '{support}' is not a list of measurement counts; write e.g. --support 0,5,10") \
             from None
-    result = bench_latency(load_benchmark(data, space or _space_of(data)), names(devices), supports=supports,
+    result = bench_latency(load_benchmark(data, space or space_of_folder(data)), names(devices), supports=supports,
                            seeds=seeds, meta_seeds=meta_seeds, meta_train_devices=names(meta_train_devices),
                            log=log)
     click.echo(json.dumps(result, indent=2) if as_json else table(result))
@@ -64,7 +64,7 @@ def nas_command(data, space, devices, budgets, task, source_task, latency_querie
     from ..bench.nas import bench_nas, table
     from ..nas.benchmark import load_benchmark
 
-    result = bench_nas(load_benchmark(data, space or _space_of(data)), names(devices), names(budgets), task=task,
+    result = bench_nas(load_benchmark(data, space or space_of_folder(data)), names(devices), names(budgets), task=task,
                        source_task=source_task or None, latency_queries=latency_queries,
                        accuracy_queries=accuracy_queries, seeds=seeds,
                        meta_train_devices=names(meta_train_devices), log=log)
@@ -83,35 +83,4 @@ def runtime_command(profile, count, archs, space, as_json):
     from ..bench.runtime import bench_runtime, table
 
     result = bench_runtime(profile, list(archs) or None, count=count, space=space, log=log)
-    click.echo(json.dumps(result, indent=2) if as_json else table(result))
-
-
-def _space_of(data: str) -> str:
-    """The space a benchmark folder is for, by its name (../shared/benchmarks/fbnet -> fbnet), else the default."""
-    from pathlib import Path
-
-    from ..spaces import DEFAULT_SPACE, SPACES
-
-    name = Path(data).resolve().name
-    return name if name in SPACES else DEFAULT_SPACE
-
-
-@group.command("fleet")
-@click.option("--servers", default="1,2", show_default=True, help="Fleet sizes to time, comma-separated.")
-@click.option("--archs", "count", default=10, show_default=True, type=click.IntRange(min=1),
-              help="Architectures sampled from the space, built once and timed by every fleet.")
-@space_option
-@click.option("--seed", default=0, show_default=True)
-@json_option()
-def fleet_command(servers, count, space, seed, as_json):
-    """Measurement throughput with 1, 2, ... devices: a real tracker and RPC servers on 127.0.0.1."""
-    from ..bench.fleet import bench_fleet, table
-
-    try:
-        sizes = tuple(int(v) for v in servers.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise UserError(f"--servers '{servers}' is not a list of server counts; write e.g. --servers 1,2,4")
-    result = bench_fleet(sizes, count=count, space=space, seed=seed, log=log)
     click.echo(json.dumps(result, indent=2) if as_json else table(result))

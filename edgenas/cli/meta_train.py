@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import click
 
-from .shell import log, names
+from .shell import log, names, space_of_folder
 
 
 @click.command("meta-train")
 @click.option("--data", required=True, type=click.Path(), help="Benchmark folder (archs.csv, latency_ms.csv).")
+@click.option("--space", default=None, help="Search space of the table [default: the one named like the folder].")
 @click.option("--devices", default=None, help="Comma-separated latency columns to train on [default: all].")
 @click.option("--steps", default=1500, show_default=True, type=click.IntRange(min=0))
 @click.option("--seed", default=0, show_default=True)
-@click.option("--accuracy-task", default="cifar10", show_default=True,
-              help="Source-task accuracy column: the accuracy prior, task predictor and generator learn from it.")
+@click.option("--accuracy-task", default=None,
+              help="Source-task accuracy column: the accuracy prior, task predictor and generator learn from it "
+                   "[default: cifar10 where the table has it, else the capacity proxy: log FLOPs + log parameters].")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
-def command(data, devices, steps, seed, accuracy_task, output):
+def command(data, space, devices, steps, seed, accuracy_task, output):
     """Meta-train the latency predictor, task predictor and generator across a benchmark's devices."""
     from ..nas.benchmark import load_benchmark
-    from ..nas.metatrain import MetaTrainConfig, meta_train
+    from ..nas.metatrain import CAPACITY, MetaTrainConfig, meta_train
 
-    bench = load_benchmark(data)
+    bench = load_benchmark(data, space or space_of_folder(data))
     chosen = names(devices) or bench.devices
+    if accuracy_task is None:
+        accuracy_task = "cifar10" if "cifar10" in bench.accuracy else CAPACITY
+        if accuracy_task == CAPACITY:
+            log(f"{bench.source} has no cifar10 accuracies: the accuracy prior is the capacity proxy (log FLOPs + log "
+                f"parameters); accuracy shots on your task correct it")
     trained = meta_train(bench, chosen, MetaTrainConfig(steps=steps), seed=seed, log=log, accuracy_task=accuracy_task)
     trained.save(output)
     click.echo(f"checkpoint {output}  ({len(chosen)} devices: {', '.join(chosen)})")

@@ -52,3 +52,13 @@ space_option = click.option("--space", default=DEFAULT_SPACE, show_default=True)
 
 def json_option(help: str | None = None):
     return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def space_of_folder(data: str) -> str:
+    """The space a benchmark folder is for, by its name (../shared/benchmarks/fbnet -> fbnet), else the default."""
+    from pathlib import Path
+
+    from ..spaces import DEFAULT_SPACE, SPACES
+
+    name = Path(data).resolve().name
+    return name if name in SPACES else DEFAULT_SPACE

@@ -45,6 +45,16 @@ def train_accuracy_prior(x: np.ndarray, accuracy: np.ndarray, steps: int = 1500,
     return model.eval()
 
 
+CAPACITY = "capacity"  # the source task of a table without accuracies: the capacity proxy
+
+
+def capacity(bench: Benchmark) -> np.ndarray:
+    """A table's stand-in for accuracy where it has none: standardised log FLOPs plus standardised log parameters
+    (bigger networks of a space tend to be more accurate), in accuracy-like units around 50."""
+    z = np.log(_costs(bench))
+    return 50 + 5 * ((z - z.mean(0)) / z.std(0)).sum(1)
+
+
 @dataclass(frozen=True)
 class MetaTrainConfig:
     """How long meta-training runs: `steps` optimiser steps for each model, and the situations (`episodes`)
@@ -57,11 +67,12 @@ class MetaTrainConfig:
 def meta_train(bench: Benchmark, devices: list[str], config: MetaTrainConfig = MetaTrainConfig(), seed: int = 0,
                log: Callable[[str], None] | None = None, accuracy_task: str = "cifar10") -> Trained:
     """Meta-train everything the search uses from a benchmark: the latency predictor on the latency columns
-    `devices`, the accuracy prior and the task predictor on the source task `accuracy_task`, and the
-    generator distilled from both, as long as `config` says."""
-    if accuracy_task not in bench.accuracy:
+    `devices`, the accuracy prior and the task predictor on the source task `accuracy_task` (a column of the
+    table's accuracies, or `CAPACITY` for a table without any), and the generator distilled from both, as long
+    as `config` says."""
+    if accuracy_task not in bench.accuracy and accuracy_task != CAPACITY:
         raise EdgenasError(f"source task '{accuracy_task}' is not a column of {bench.source}/accuracy.csv; pass "
-                           f"--accuracy-task with one of: {', '.join(bench.tasks) or 'none (add accuracy.csv)'}")
+                           f"--accuracy-task with one of: {', '.join([*bench.tasks, CAPACITY])}")
     log = log or (lambda _: None)
     steps = config.steps
     _check_devices(bench, devices)
@@ -70,7 +81,7 @@ def meta_train(bench: Benchmark, devices: list[str], config: MetaTrainConfig = M
     x = bench.encodings()
     log("latency predictor")
     model = train_latency_predictor(bench.space.decisions, x, _costs(bench), bench.latency, devices, steps, rng, log)
-    source = bench.accuracy[accuracy_task]
+    source = bench.accuracy[accuracy_task] if accuracy_task != CAPACITY else capacity(bench)
     log(f"accuracy prior and task predictor ({accuracy_task})")
     prior = train_accuracy_prior(x, source, seed=seed)
     task = train_task_predictor(x, source, steps, rng, log)

@@ -48,7 +48,8 @@ def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: f
            allowed: np.ndarray | None = None, memory_mb: float | None = None,
            support: tuple[list[int], list[float]] = ([], []),
            accuracy_support: tuple[list[int], list[float]] = ([], []), reference: int = 3,
-           explore: float = 0.3, proposals: int = 512, min_fits: int = 32, seed: int = 0) -> SearchResult:
+           explore: float = 0.3, proposals: int = 512, min_fits: int = 32, seed: int = 0,
+           admit: Callable[[np.ndarray], tuple[float, bool]] | None = None) -> SearchResult:
     """Find the architecture (row of `x`) with the best expected accuracy whose latency fits `budget_ms`.
 
     `x` holds the encodings of the architectures that can be measured; `source_accuracy` their accuracy on the
@@ -60,12 +61,19 @@ def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: f
     while its predicted latency minus `explore` predictive standard deviations fits; an unverified answer's
     calibrated 90 % upper bound must fit. Without measurements or stored ones the answer is zero-shot, from the
     profile's descriptors alone.
+
+    `admit` opens the rows for a space too large to enumerate: each proposed encoding that is not a row of `x`
+    is passed to it; it returns that architecture's source-task accuracy and whether it is allowed (and keeps
+    the caller's list of architectures in step), and the encoding becomes the next row. Such a search starts
+    from a sample and finds everything else through the generator's proposals.
     """
     rng = np.random.default_rng(seed)
     allowed = np.ones(len(x), bool) if allowed is None else allowed
     if not allowed.any():
         raise EdgenasError("no architecture meets the memory budget; raise --memory-mb")
-    rows = {row.tobytes(): i for i, row in enumerate(np.asarray(x, np.float32))}
+    x = np.asarray(x, np.float32)
+    source_accuracy = np.asarray(source_accuracy, np.float64)
+    rows = {row.tobytes(): i for i, row in enumerate(x)}
     offsets = np.r_[0, np.cumsum(models.generator.decisions)]
     lat_idx, lat_ms = list(support[0]), list(support[1])
     measured: dict[int, Candidate] = {}
@@ -84,14 +92,24 @@ def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: f
         predicted latencies. When few proposals are predicted to fit (heads unlike any seen in meta-training,
         e.g. after stale or surprising measurements), the generator is asked again under a budget halved each
         time, so the candidates always reach down to what the predictor says fits."""
+        nonlocal x, source_accuracy, allowed
         found = set(measured) | set(known_acc)
         for halvings in range(8):
             cond = condition_vector(latency_head, task_head, budget_ms / unit / 2 ** halvings, memory_mb)
+            new = []
             for choices in models.generator.beam(cond, proposals):
-                encoding = np.zeros(len(x[0]), np.float32)
+                encoding = np.zeros(x.shape[1], np.float32)
                 encoding[offsets[:-1] + np.asarray(choices)] = 1.0
-                if encoding.tobytes() in rows:
-                    found.add(rows[encoding.tobytes()])
+                key = encoding.tobytes()
+                if key not in rows and admit is not None:
+                    rows[key] = len(x) + len(new)
+                    new.append((encoding, *admit(encoding)))
+                if key in rows:
+                    found.add(rows[key])
+            if new:
+                x = np.vstack([x, [e for e, _, _ in new]])
+                source_accuracy = np.r_[source_accuracy, [a for _, a, _ in new]]
+                allowed = np.r_[allowed, [ok for _, _, ok in new]]
             cand = np.array(sorted(i for i in found if allowed[i]), dtype=int)
             predicted = models.model.predict(descriptors, x[lat_idx], np.asarray(lat_ms), x[cand])
             if (predicted.ms - explore * predicted.std <= budget_ms).sum() >= min_fits:

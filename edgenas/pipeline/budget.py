@@ -27,6 +27,8 @@ from ..store import Store
 from .build import Built, build, litert_here, time_built
 from .compile import Artifact, prepare_output, training_report, write_artifact
 
+OPEN_SAMPLE = 2000  # architectures a search over a space too large to list starts from
+
 
 def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir: str | Path,
                        space: str | SearchSpace = DEFAULT_SPACE,
@@ -56,18 +58,31 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
     out_dir = prepare_output(out_dir)
     dataset = load_dataset(data) if data is not None else None
     sp = configure(space, profile.batch, dataset)
-    archs = list(sp.enumerate())
-    x = np.stack([sp.encode(a) for a in archs])
-    allowed = np.array([not sp.is_degenerate(a) for a in archs])  # a network that ignores its input is no answer
-    if memory_mb:
-        allowed &= np.array([budget.fits_memory(sp.costs(a).memory_mb) for a in archs])
     trained = shipped(sp)
+    with Store(db) as store:
+        latest = {sp.canonical(a): ms for a, ms in
+                  store.latest(profile.name, sp.name, sp.input_shape, runtime=profile.runtime).items()}
+    # every architecture where the space can be listed; else the stored ones and a sample, and then whatever the
+    # generator proposes (`admit`)
+    archs = list(sp.enumerate()) if sp.enumerable else list(dict.fromkeys([*latest, *sp.sample(OPEN_SAMPLE, seed)]))
+
+    def acceptable(arch: str) -> bool:  # a network that ignores its input is no answer; memory is a hard limit
+        return not sp.is_degenerate(arch) and (not memory_mb or budget.fits_memory(sp.costs(arch).memory_mb))
+
+    x = np.stack([sp.encode(a) for a in archs])
+    allowed = np.array([acceptable(a) for a in archs])
     prior_accuracy = trained.accuracy.predict(x)
+    offsets = np.r_[0, np.cumsum(sp.decisions)]
+
+    def admit(encoding: np.ndarray) -> tuple[float, bool]:
+        archs.append(sp.from_choices(tuple(int(np.argmax(encoding[a:b])) for a, b in zip(offsets, offsets[1:]))))
+        return float(trained.accuracy.predict(encoding[None])[0]), acceptable(archs[-1])
+
     shots = accuracy_shot_pairs(sp, archs, allowed, dataset, accuracy_shots, shot_epochs, seed, log) \
         if accuracy_shots else {}
+    row = {a: i for i, a in enumerate(archs)}
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
-        latest = store.latest(profile.name, sp.name, sp.input_shape, runtime=profile.runtime)
-        support = ([sp.index(a) for a in latest], list(latest.values()))
+        support = ([row[a] for a in latest], list(latest.values()))
         log(f"{len(latest)} stored {profile.runtime} measurements of '{profile.name}' condition the predictor")
         if not profile.measurable and not latest:
             log(f"'{profile.name}' is predict-only and the store has none of its measurements: a zero-shot pick "
@@ -87,7 +102,8 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
         result = search(x, trained, descriptor_vector(profile), latency_ms, measure_candidate,
                         measurements if profile.measurable else 0, prior_accuracy, allowed=allowed,
                         memory_mb=memory_mb, support=support, seed=seed,
-                        accuracy_support=([sp.index(a) for a in shots], list(shots.values())))
+                        accuracy_support=([row[a] for a in shots], list(shots.values())),
+                        admit=None if sp.enumerable else admit)
         report = {"latency_budget_ms": latency_ms, "memory_budget_mb": memory_mb,
                   "stored_measurements_used": len(latest), "new_measurements": len(result.candidates),
                   "accuracy_shots_used": len(shots),

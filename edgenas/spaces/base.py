@@ -82,6 +82,11 @@ class SearchSpace(ABC):
     def from_choices(self, choices: tuple[int, ...]) -> str:
         """The canonical architecture made of one choice per decision."""
 
+    @property
+    def enumerable(self) -> bool:
+        """Whether `enumerate` lists the space (it is small enough)."""
+        return type(self).enumerate is not SearchSpace.enumerate
+
     def enumerate(self) -> Iterator[str]:
         """Every architecture of the space, as canonical strings, where the space is small enough to list."""
         raise EdgenasError(f"search space '{self.name}' has {self.size:.3g} architectures, too many to list; "

@@ -82,3 +82,33 @@ def test_predictive_uncertainty_shrinks_where_measured(setup):
     after = model.predict(device_descriptors("dev5"), x[picks], lat[picks], x).std
     assert (after > 0).all()
     assert np.median(after[picks] / after.mean()) < np.median(before[picks] / before.mean())
+
+
+def test_a_search_over_fbnet_never_enumerates_and_finds_candidates_in_proposals(monkeypatch):
+    from edgenas.device.profile import PROFILES
+    from edgenas.nas.checkpoint import shipped
+    from edgenas.nas.conditioning import descriptor_vector
+    from edgenas.spaces import get_space
+
+    sp = get_space("fbnet")
+    monkeypatch.setattr(type(sp), "enumerate", lambda self: pytest.fail("the search enumerated FBNet"))
+    trained = shipped(sp)
+    start = sp.sample(300, seed=0)
+    archs = list(start)
+    offsets = np.r_[0, np.cumsum(sp.decisions)]
+
+    def latency(arch: str) -> float:  # a device whose latency follows FLOPs
+        return 0.3 + sp.costs(arch).flops / 5e7
+
+    def admit(encoding: np.ndarray) -> tuple[float, bool]:
+        archs.append(sp.from_choices(tuple(int(np.argmax(encoding[a:b])) for a, b in zip(offsets, offsets[1:]))))
+        return float(trained.accuracy.predict(encoding[None])[0]), True
+
+    x = np.stack([sp.encode(a) for a in start])
+    budget = float(np.percentile([latency(a) for a in start], 30))
+    result = search(x, trained, descriptor_vector(PROFILES.get("host")), budget, lambda i: latency(archs[i]), 8,
+                    trained.accuracy.predict(x), admit=admit)
+    assert result.verified and latency(archs[result.pick]) <= budget
+    assert len(archs) > len(start), "the generator's proposals joined the candidates"
+    assert any(c.index >= len(start) for c in result.candidates), "a proposal outside the sample was measured"
+    assert all(sp.canonical(a) == a for a in archs[len(start):])
