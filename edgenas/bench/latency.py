@@ -121,6 +121,7 @@ def _score(x: np.ndarray, flops: np.ndarray, truth: np.ndarray, descriptors: np.
     flops_rho = spearman(flops, truth)  # needs no support set: the same every seed
     # without the support update the head is the generated prior: its ranking is K = 0's whatever K is
     prior = [spearman(m.predict(descriptors, x[:0], np.zeros(0), x).ms, truth) for m in models]
+    unread = [m.without_set_encoder() for m in models]
     for seed in range(seeds):
         oracle = Oracle(truth, k, d)
         picks = np.random.default_rng(seed).choice(len(x), size=k, replace=False)
@@ -128,8 +129,8 @@ def _score(x: np.ndarray, flops: np.ndarray, truth: np.ndarray, descriptors: np.
         predictions = [m.predict(descriptors, x[picks], measured, x) for m in models]
         out["edgenas"].append([spearman(p.ms, truth) for p in predictions])
         out["coverage"].append([float(np.mean((truth >= p.low) & (truth <= p.high))) for p in predictions])
-        out["zeroed_set_encoder"].append([spearman(m.without_set_encoder().predict(descriptors, x[picks], measured,
-                                                                                   x).ms, truth) for m in models])
+        out["zeroed_set_encoder"].append([spearman(m.predict(descriptors, x[picks], measured, x).ms, truth)
+                                          for m in unread])
         out["zeroed_descriptors"].append([spearman(m.predict(descriptor_vector(None), x[picks], measured, x).ms,
                                                    truth) for m in models])
         out["no_support_update"].append(prior)

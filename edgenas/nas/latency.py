@@ -19,7 +19,7 @@ they deserve, not less.
 
 Predictions are latencies in ms with a calibrated 90 % interval: with a support set the unit is the support's
 mean; without one it is predicted from the descriptors (zero-shot), its uncertainty included. The interval's
-width is scaled by factors measured on meta-training devices held out of the head's basis (`calibrate`).
+width is scaled by factors measured on meta-training devices held out of the head's basis (`metatrain._calibrate`).
 Predictions and lower bounds never fall below `FLOOR` times the device's unit.
 """
 from __future__ import annotations
