@@ -72,10 +72,9 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
     x = np.stack([sp.encode(a) for a in archs])
     allowed = np.array([acceptable(a) for a in archs])
     prior_accuracy = trained.accuracy.predict(x)
-    offsets = np.r_[0, np.cumsum(sp.decisions)]
 
     def admit(encoding: np.ndarray) -> tuple[float, bool]:
-        archs.append(sp.from_choices(tuple(int(np.argmax(encoding[a:b])) for a, b in zip(offsets, offsets[1:]))))
+        archs.append(sp.decode(encoding))
         return float(trained.accuracy.predict(encoding[None])[0]), acceptable(archs[-1])
 
     shots = accuracy_shot_pairs(sp, archs, allowed, dataset, accuracy_shots, shot_epochs, seed, log) \

@@ -82,6 +82,11 @@ class SearchSpace(ABC):
     def from_choices(self, choices: tuple[int, ...]) -> str:
         """The canonical architecture made of one choice per decision."""
 
+    def decode(self, encoding: np.ndarray) -> str:
+        """The canonical architecture of a one-hot encoding (the inverse of `encode`)."""
+        offsets = np.r_[0, np.cumsum(self.decisions)]
+        return self.from_choices(tuple(int(np.argmax(encoding[a:b])) for a, b in zip(offsets, offsets[1:])))
+
     @property
     def enumerable(self) -> bool:
         """Whether `enumerate` lists the space (it is small enough)."""

@@ -95,13 +95,12 @@ def test_a_search_over_fbnet_never_enumerates_and_finds_candidates_in_proposals(
     trained = shipped(sp)
     start = sp.sample(300, seed=0)
     archs = list(start)
-    offsets = np.r_[0, np.cumsum(sp.decisions)]
 
     def latency(arch: str) -> float:  # a device whose latency follows FLOPs
         return 0.3 + sp.costs(arch).flops / 5e7
 
     def admit(encoding: np.ndarray) -> tuple[float, bool]:
-        archs.append(sp.from_choices(tuple(int(np.argmax(encoding[a:b])) for a, b in zip(offsets, offsets[1:]))))
+        archs.append(sp.decode(encoding))
         return float(trained.accuracy.predict(encoding[None])[0]), True
 
     x = np.stack([sp.encode(a) for a in start])

@@ -24,6 +24,7 @@ def test_strings_encodings_and_choices(fbnet):
     assert x.shape == (22 * 9,) and x.sum() == 22
     choices = tuple(int(i) for i in x.reshape(22, 9).argmax(1))
     assert fbnet.from_choices(choices) == arch and fbnet.decisions == (9,) * 22
+    assert fbnet.decode(x) == arch, "decode inverts encode"
     assert OPS.index("k3_e1") == 0 and OPS.index("k5_e1_g2") == 5 and OPS.index("skip") == 8, "the source's indices"
     assert fbnet.size == 9 ** 22
 

@@ -62,6 +62,7 @@ def test_encoding_is_one_hot_per_edge(nb201):
     assert enc.shape == (30,) and enc.dtype == np.float32
     assert np.array_equal(enc.reshape(6, 5).sum(axis=1), np.ones(6))
     assert not np.array_equal(enc, nb201.encode(ARCH_CONST))
+    assert nb201.decode(enc) == nb201.canonical(ARCH), "decode inverts encode"
 
 
 def test_liveness_of_nodes():
