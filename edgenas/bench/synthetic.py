@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nas.benchmark import Benchmark
+from ..nas.latency import per_choice
 
 RECIPES = ("random_ops", "roofline", "npu_fallback")
 
@@ -29,15 +30,15 @@ def synthetic_devices(bench: Benchmark, seed: int = 0) -> dict[str, np.ndarray]:
     moved = np.array([4 * c.params + 2 * c.peak_activation_bytes for c in costs], dtype=float)
     choice_kind = np.concatenate([np.arange(d) for d in bench.space.decisions])  # the operation type of each choice
     kinds = max(bench.space.decisions)
-    choice_flops = np.clip(np.linalg.lstsq(np.c_[x, np.ones(len(x))], flops, rcond=None)[0][:-1], 0, None)
+    choice_flops = per_choice(x, flops)
     per_flop, overhead = rng.lognormal(0.0, 1.0, kinds), rng.lognormal(0.0, 1.0, kinds) / 2
     work = choice_flops / np.median(choice_flops[choice_flops > 0])
-    per_choice = work * per_flop[choice_kind] + overhead[choice_kind]
+    choice_cost = work * per_flop[choice_kind] + overhead[choice_kind]
     compute, memory = flops / np.median(flops), moved / np.median(moved) * rng.lognormal(0.0, 0.5)
     falls_back = rng.permutation(kinds)[:max(1, kinds // 3)]
     npu = work * rng.lognormal(-1.0, 0.5, kinds)[choice_kind] + rng.lognormal(-3.0, 0.5, kinds)[choice_kind]
     cpu = np.where(np.isin(choice_kind, falls_back), rng.uniform(10, 30) * npu + rng.uniform(0.5, 2.0), 0.0)
-    clean = {"random_ops": x @ per_choice + 2 * per_choice.mean(),
+    clean = {"random_ops": x @ choice_cost + 2 * choice_cost.mean(),
              "roofline": np.maximum(compute, memory) + 0.05,
              "npu_fallback": x @ (npu + cpu) + 0.1}
     return {f"synthetic_{name}": ms * (1 + 0.02 * rng.standard_normal(len(ms))) for name, ms in clean.items()}

@@ -44,6 +44,12 @@ GENERIC_WIDTHS = (1.0, 16.0)
 PRIORS = len(WIDTHS) + len(GENERIC_WIDTHS)
 
 
+def per_choice(x: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Each choice's share of an additive cost (FLOPs, parameters): least squares of the networks' `total` on their
+    one-hots `x` (rows) plus a constant, clipped at 0."""
+    return np.clip(np.linalg.lstsq(np.c_[x, np.ones(len(x))], total, rcond=None)[0][:-1], 0, None)
+
+
 @dataclass
 class Prediction:
     """Latencies (ms) of query architectures and their calibrated 90 % interval."""
@@ -208,6 +214,11 @@ class LatencyPredictor(nn.Module):
         u = self._unit_features(torch.as_tensor(np.asarray(descriptors, np.float32)[None]))
         return float(torch.exp(u @ self.unit_weights)[0])
 
+    def zero_shot_spread(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """The log-space standard deviation of a zero-shot prediction (relative mean, std): lognormal, since the
+        unit is unknown too."""
+        return np.sqrt((std / np.maximum(mean, FLOOR)) ** 2 + float(self.unit_sigma) ** 2)
+
     def calibration_factor(self, k: int) -> float:
         return float(np.interp(k, CALIBRATION_SUPPORTS, self.calibration.numpy()))
 
@@ -242,6 +253,6 @@ class LatencyPredictor(nn.Module):
         if k:
             return Prediction(positive * unit, np.minimum(np.maximum(mean - z * std, FLOOR), positive) * unit,
                               (positive + z * std) * unit)
-        spread = np.sqrt((std / positive) ** 2 + float(self.unit_sigma) ** 2)  # lognormal: the unit is unknown too
+        spread = self.zero_shot_spread(mean, std)
         ms = positive * unit
         return Prediction(ms, ms * np.exp(-z * spread), ms * np.exp(z * spread))

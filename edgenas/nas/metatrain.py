@@ -21,7 +21,7 @@ from .benchmark import Benchmark
 from .checkpoint import Trained
 from .conditioning import descriptor_vector, device_descriptors
 from .generator import Generator, condition_vector
-from .latency import CALIBRATION_SUPPORTS, FLOOR, Z90, LatencyPredictor
+from .latency import CALIBRATION_SUPPORTS, FLOOR, Z90, LatencyPredictor, per_choice
 from .predictor import AccuracyPrior, TaskPredictor
 
 
@@ -153,9 +153,7 @@ def train_latency_predictor(decisions: tuple[int, ...], x: np.ndarray, costs: np
         masked = [hidden[j] if rng.random() < 0.25 else [j] for j in dev]
         d = desc[dev].copy()
         d[rng.random(batch) < 0.3] = without_profile
-        s, q = zip(*(np.split(rng.choice(valid[j], size=k + queries, replace=False), [k]) for j in dev))
-        s, q = np.stack(s).astype(int), np.stack(q).astype(int)
-        sy, qy = table[s, dev[:, None]], table[q, dev[:, None]]
+        s, q, sy, qy = _episode(rng, valid, table, dev, k, queries)
         unit = sy.mean(1, keepdims=True) if k else qy.mean(1, keepdims=True)
         qy_t = torch.as_tensor(qy / unit, dtype=torch.float32)
         mean, std = model(torch.as_tensor(d), model.column_mask(batch, masked), phi[s],
@@ -174,6 +172,15 @@ def train_latency_predictor(decisions: tuple[int, ...], x: np.ndarray, costs: np
     return model
 
 
+def _episode(rng: np.random.Generator, valid: list[np.ndarray], table: np.ndarray, dev: np.ndarray, k: int,
+             queries: int) -> tuple[np.ndarray, ...]:
+    """For each device (column) of `dev`, `k` support and `queries` query rows among its measured ones: the rows
+    (B, k), (B, queries) and their latencies."""
+    s, q = zip(*(np.split(rng.choice(valid[j], size=k + queries, replace=False), [k]) for j in dev))
+    s, q = np.stack(s).astype(int), np.stack(q).astype(int)
+    return s, q, table[s, dev[:, None]], table[q, dev[:, None]]
+
+
 def _family(device: str) -> str:
     """The kind of device a benchmark column is (its profile's), the name's stem without a profile."""
     return PROFILES.get(device).kind if device in PROFILES.names() else device.split("_")[0]
@@ -183,8 +190,7 @@ def _fit_choice_costs(model: LatencyPredictor, x: np.ndarray, costs: np.ndarray)
     """FLOPs and parameters of each choice (least squares of the networks' costs, columns of `costs`, on the
     one-hots), in units of the median network's."""
     for buffer, total in zip((model.choice_flops, model.choice_params), costs.T):
-        coef = np.linalg.lstsq(np.c_[x, np.ones(len(x))], total, rcond=None)[0][:-1]
-        buffer.copy_(torch.as_tensor(np.clip(coef, 0, None) / np.median(total), dtype=torch.float32))
+        buffer.copy_(torch.as_tensor(per_choice(x, total) / np.median(total), dtype=torch.float32))
 
 
 def _fit_basis(model: LatencyPredictor, x: np.ndarray, table: np.ndarray, steps: int,
@@ -240,9 +246,7 @@ def _calibrate(model: LatencyPredictor, phi: torch.Tensor, table: np.ndarray, de
     dev = np.repeat(np.arange(table.shape[1]), episodes)
     mask = model.column_mask(len(dev), [[j] for j in dev])
     for c, k in enumerate(CALIBRATION_SUPPORTS):
-        s, q = zip(*(np.split(rng.choice(valid[j], size=k + queries, replace=False), [k]) for j in dev))
-        s, q = np.stack(s).astype(int), np.stack(q).astype(int)
-        sy, qy = table[s, dev[:, None]], table[q, dev[:, None]]
+        s, q, sy, qy = _episode(rng, valid, table, dev, k, queries)
         unit = sy.mean(1, keepdims=True) if k else np.exp(loo_units[dev])[:, None]
         mean, std = model(torch.as_tensor(desc[dev]), mask, phi[s], torch.as_tensor(sy / unit, dtype=torch.float32),
                           phi[q])
@@ -251,7 +255,7 @@ def _calibrate(model: LatencyPredictor, phi: torch.Tensor, table: np.ndarray, de
             z = np.abs(qy / unit - mean) / std
         else:
             positive = np.maximum(mean, FLOOR)
-            z = np.abs(np.log(qy / unit / positive)) / np.sqrt((std / positive) ** 2 + float(model.unit_sigma) ** 2)
+            z = np.abs(np.log(qy / unit / positive)) / model.zero_shot_spread(mean, std)
         model.calibration[c] = float(np.quantile(z, 0.9) / Z90)
 
 

@@ -6,7 +6,8 @@ predictor (task head) on everything measured so far, lets the generator propose 
 heads and the budgets, ranks the proposals predicted to fit by predicted accuracy, and measures the best one
 not yet measured (acquisition near the budget, where the decision is made). Accuracy measurements on the
 user's task go to the same candidates. The answer is the best architecture measured to fit (in this search or
-stored before it), else (nothing measured fits, or nothing can be measured) the best whose calibrated 90 % upper bound fits: unverified.
+stored before it), else (nothing measured fits, or nothing can be measured) the best whose calibrated 90 % upper
+bound fits: unverified.
 """
 from __future__ import annotations
 
