@@ -1,7 +1,12 @@
 """`edgenas bench nas`: latency-constrained search on held-out devices, the pick's true accuracy over the best
 accuracy of any architecture within the budget (a pick over budget scores 0). By default the held-out devices are
 the reference split's validation devices and meta-training uses its meta-training devices. A budget that nothing
-is predicted to fit is reported as infeasible for that run, not an abort."""
+is predicted to fit is reported as infeasible for that run, not an abort.
+
+On a space small enough to score whole (NB201) each run is searched twice on the same oracles' answers budget:
+with the generator's proposals (the product path) and scoring every architecture each round (`all_cells`), so
+the generator has to earn its place. The task may be the table's or `synthetic.UNSEEN_TASK`, an
+ImageNet16-120-style task no meta-training saw (seeded by `task_seed`)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -14,18 +19,21 @@ from ..nas.conditioning import device_descriptors
 from ..nas.metatrain import MetaTrainConfig
 from ..nas.search import search
 from .harness import Oracle, budgets_for, predictor_for
+from .synthetic import UNSEEN_TASK, unseen_task
+
+ARMS = ("generator", "all_cells")  # how the search finds its candidates: proposals, or every architecture
 
 
 def bench_nas(bench: Benchmark, devices: list[str] | None, budgets: list[str], task: str = "cifar100",
               source_task: str | None = "cifar10", latency_queries: int = 10, accuracy_queries: int = 10,
               seeds: int = 5, meta_train_devices: list[str] | None = None,
-              meta_training: MetaTrainConfig = MetaTrainConfig(),
+              meta_training: MetaTrainConfig = MetaTrainConfig(), task_seed: int = 0,
               log: Callable[[str], None] = lambda _: None) -> dict:
     """Latency-constrained search on held-out devices: the pick's true accuracy over the best accuracy of any
-    architecture within budget (a pick over budget scores 0)."""
-    if task not in bench.accuracy:
+    architecture within budget (a pick over budget scores 0), for each of the arms the space allows."""
+    if task not in bench.accuracy and task != UNSEEN_TASK:
         raise EdgenasError(f"task '{task}' is not a column of {bench.source}/accuracy.csv; known: "
-                           f"{', '.join(bench.tasks)}")
+                           f"{', '.join([*bench.tasks, UNSEEN_TASK])}")
     if source_task and source_task not in bench.accuracy:
         raise EdgenasError(f"source task '{source_task}' is not a column of accuracy.csv; known: "
                            f"{', '.join(bench.tasks)}")
@@ -40,7 +48,8 @@ def bench_nas(bench: Benchmark, devices: list[str] | None, budgets: list[str], t
         budgets_for(bench.latency[d], budgets)  # every budget readable before anything is meta-trained
     allowed = list(meta_train_devices or split.get("meta_train", ()) or bench.devices)
     x = bench.encodings()
-    truth_acc = bench.accuracy[task]
+    truth_acc = unseen_task(bench, task_seed) if task == UNSEEN_TASK else bench.accuracy[task]
+    arms = ARMS if bench.space.enumerable else ARMS[:1]
     runs = []
     meta_train_seconds: dict[str, float] = {}  # per held-out device, of the models it used; 0: the shipped ones
     trainings: dict[tuple[str, ...], tuple] = {}  # one meta-training per set of devices (the split's: one in all)
@@ -54,47 +63,64 @@ def bench_nas(bench: Benchmark, devices: list[str] | None, budgets: list[str], t
         truth_lat = bench.latency[d]
         for budget in budgets_for(truth_lat, budgets):
             fits = truth_lat <= budget
-            best = float(truth_acc[fits].max()) if fits.any() else float("nan")
-            for seed in range(seeds):
-                lat_oracle = Oracle(truth_lat, latency_queries, d)
-                acc_oracle = Oracle(truth_acc, accuracy_queries, task)
-                try:
-                    result = search(x, trained, device_descriptors(d), budget, lat_oracle, latency_queries, source,
-                                    acc_oracle, accuracy_queries, seed=seed)
-                except EdgenasError as e:  # nothing measured or predicted fits: said, and scored as a miss
-                    runs.append({"device": d, "budget_ms": budget, "seed": seed, "pick": None, "latency_ms": None,
-                                 "accuracy": None, "oracle_accuracy": best, "ratio": 0.0, "violation": False,
-                                 "infeasible": str(e), "verified": False, "latency_queries": len(lat_oracle.asked),
-                                 "accuracy_queries": len(acc_oracle.asked)})
-                    continue
-                pick = result.pick
-                violation = bool(truth_lat[pick] > budget)
-                ratio = 0.0 if violation else float(truth_acc[pick] / best)
-                runs.append({"device": d, "budget_ms": budget, "seed": seed, "pick": bench.archs[pick],
-                             "latency_ms": float(truth_lat[pick]), "accuracy": float(truth_acc[pick]),
-                             "oracle_accuracy": best, "ratio": ratio, "violation": violation, "infeasible": None,
-                             "verified": result.verified, "latency_queries": len(lat_oracle.asked),
-                             "accuracy_queries": len(acc_oracle.asked)})
-            mean = np.mean([r["ratio"] for r in runs[-seeds:]])
-            log(f"{d} budget {budget:.3f} ms: ratio {mean:.4f}")
-    return {"task": task, "source_task": source_task, "seeds": seeds, "meta_train_seconds": meta_train_seconds,
-            "latency_queries": latency_queries,
-            "accuracy_queries": accuracy_queries, "mean_ratio": float(np.mean([r["ratio"] for r in runs])),
+            best = float(np.nanmax(truth_acc[fits])) if fits.any() else float("nan")
+            for arm in arms:
+                for seed in range(seeds):
+                    runs.append(_run(x, trained, d, budget, best, truth_lat, truth_acc, task, source, latency_queries,
+                                     accuracy_queries, seed, arm, bench.archs))
+                mean = np.mean([r["ratio"] for r in runs[-seeds:]])
+                log(f"{d} budget {budget:.3f} ms, {arm}: ratio {mean:.4f}")
+    summary = {arm: _summary([r for r in runs if r["arm"] == arm]) for arm in arms}
+    return {"task": task, "task_seed": task_seed if task == UNSEEN_TASK else None, "source_task": source_task,
+            "seeds": seeds, "meta_train_seconds": meta_train_seconds, "latency_queries": latency_queries,
+            "accuracy_queries": accuracy_queries, **summary["generator"], "arms": summary, "runs": runs}
+
+
+def _summary(runs: list[dict]) -> dict:
+    return {"mean_ratio": float(np.mean([r["ratio"] for r in runs])),
             "violations": int(sum(r["violation"] for r in runs)),
-            "infeasible": int(sum(r["infeasible"] is not None for r in runs)), "runs": runs}
+            "infeasible": int(sum(r["infeasible"] is not None for r in runs)),
+            "verified": int(sum(r["verified"] for r in runs)), "runs_count": len(runs)}
+
+
+def _run(x: np.ndarray, trained, device: str, budget: float, best: float, truth_lat: np.ndarray,
+         truth_acc: np.ndarray, task: str, source: np.ndarray, latency_queries: int, accuracy_queries: int, seed: int,
+         arm: str, archs: list[str]) -> dict:
+    """One search on one held-out device under one budget, scored against the best architecture that fits."""
+    lat_oracle = Oracle(truth_lat, latency_queries, device)
+    acc_oracle = Oracle(truth_acc, accuracy_queries, task)
+    run = {"device": device, "budget_ms": budget, "seed": seed, "arm": arm, "oracle_accuracy": best}
+    try:
+        result = search(x, trained, device_descriptors(device), budget, lat_oracle, latency_queries, source,
+                        acc_oracle, accuracy_queries, seed=seed, score_all=arm == "all_cells")
+    except EdgenasError as e:  # nothing measured or predicted fits: said, and scored as a miss
+        return {**run, "pick": None, "latency_ms": None, "accuracy": None, "ratio": 0.0, "violation": False,
+                "infeasible": str(e), "verified": False, "latency_queries": len(lat_oracle.asked),
+                "accuracy_queries": len(acc_oracle.asked)}
+    pick = result.pick
+    violation = bool(truth_lat[pick] > budget)
+    return {**run, "pick": archs[pick], "latency_ms": float(truth_lat[pick]), "accuracy": float(truth_acc[pick]),
+            "ratio": 0.0 if violation else float(truth_acc[pick] / best), "violation": violation, "infeasible": None,
+            "verified": result.verified, "latency_queries": len(lat_oracle.asked),
+            "accuracy_queries": len(acc_oracle.asked)}
 
 
 def table(result: dict) -> str:
     """`bench_nas`'s result as the table the CLI prints."""
-    lines = [f"{result['task']}, {result['latency_queries']} latency + {result['accuracy_queries']} accuracy queries, "
-             f"{result['seeds']} seeds",
-             f"{'device':<15} {'budget ms':>9} {'pick ms':>8} {'acc':>6} {'oracle':>6} {'ratio':>7} {'over':>4}"]
+    task = result["task"] + (f" (seed {result['task_seed']})" if result["task_seed"] is not None else "")
+    lines = [f"{task}, source task {result['source_task'] or 'none'}, {result['latency_queries']} latency + "
+             f"{result['accuracy_queries']} accuracy queries, {result['seeds']} seeds",
+             f"{'device':<15} {'arm':<10} {'budget ms':>9} {'pick ms':>8} {'acc':>6} {'oracle':>6} {'ratio':>7} "
+             f"{'over':>4}"]
     for r in result["runs"]:
         if r["infeasible"]:
-            lines.append(f"{r['device']:<15} {r['budget_ms']:9.3f} {'infeasible':>8}: {r['infeasible']}")
+            lines.append(f"{r['device']:<15} {r['arm']:<10} {r['budget_ms']:9.3f} {'infeasible':>8}: "
+                         f"{r['infeasible']}")
             continue
-        lines.append(f"{r['device']:<15} {r['budget_ms']:9.3f} {r['latency_ms']:8.3f} {r['accuracy']:6.2f} "
-                     f"{r['oracle_accuracy']:6.2f} {r['ratio']:7.4f} {'yes' if r['violation'] else '':>4}")
-    lines.append(f"mean ratio {result['mean_ratio']:.4f}, violations {result['violations']}, infeasible "
-                 f"{result['infeasible']} of {len(result['runs'])}")
+        lines.append(f"{r['device']:<15} {r['arm']:<10} {r['budget_ms']:9.3f} {r['latency_ms']:8.3f} "
+                     f"{r['accuracy']:6.2f} {r['oracle_accuracy']:6.2f} {r['ratio']:7.4f} "
+                     f"{'yes' if r['violation'] else '':>4}")
+    for arm, s in result["arms"].items():
+        lines.append(f"{arm}: mean ratio {s['mean_ratio']:.4f}, violations {s['violations']}, infeasible "
+                     f"{s['infeasible']}, verified {s['verified']} of {s['runs_count']}")
     return "\n".join(lines)

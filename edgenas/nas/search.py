@@ -50,7 +50,7 @@ def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: f
            support: tuple[list[int], list[float]] = ([], []),
            accuracy_support: tuple[list[int], list[float]] = ([], []), reference: int = 3,
            explore: float = 0.3, proposals: int = 512, min_fits: int = 32, seed: int = 0,
-           admit: Callable[[np.ndarray], tuple[float, bool]] | None = None) -> SearchResult:
+           admit: Callable[[np.ndarray], tuple[float, bool]] | None = None, score_all: bool = False) -> SearchResult:
     """Find the architecture (row of `x`) with the best expected accuracy whose latency fits `budget_ms`.
 
     `x` holds the encodings of the architectures that can be measured; `source_accuracy` their accuracy on the
@@ -67,6 +67,9 @@ def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: f
     is passed to it; it returns that architecture's source-task accuracy and whether it is allowed (and keeps
     the caller's list of architectures in step), and the encoding becomes the next row. Such a search starts
     from a sample and finds everything else through the generator's proposals.
+
+    `score_all` skips the generator: every allowed row is a candidate each round (what `bench nas` compares the
+    generator with on a space small enough to score whole).
     """
     rng = np.random.default_rng(seed)
     allowed = np.ones(len(x), bool) if allowed is None else allowed
@@ -94,6 +97,9 @@ def search(x: np.ndarray, models: Trained, descriptors: np.ndarray, budget_ms: f
         e.g. after stale or surprising measurements), the generator is asked again under a budget halved each
         time, so the candidates always reach down to what the predictor says fits."""
         nonlocal x, source_accuracy, allowed
+        if score_all:
+            cand = np.flatnonzero(allowed)
+            return cand, models.model.predict(descriptors, x[lat_idx], np.asarray(lat_ms), x[cand])
         found = set(measured) | set(known_acc)
         for halvings in range(8):
             cond = condition_vector(latency_head, task_head, budget_ms / unit / 2 ** halvings, memory_mb)
