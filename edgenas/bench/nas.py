@@ -9,6 +9,7 @@ the generator has to earn its place. The task may be the table's or `synthetic.U
 ImageNet16-120-style task no meta-training saw (seeded by `task_seed`)."""
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
@@ -80,7 +81,8 @@ def _summary(runs: list[dict]) -> dict:
     return {"mean_ratio": float(np.mean([r["ratio"] for r in runs])),
             "violations": int(sum(r["violation"] for r in runs)),
             "infeasible": int(sum(r["infeasible"] is not None for r in runs)),
-            "verified": int(sum(r["verified"] for r in runs)), "runs_count": len(runs)}
+            "verified": int(sum(r["verified"] for r in runs)), "runs_count": len(runs),
+            "seconds_per_search": round(float(np.mean([r["seconds"] for r in runs])), 3)}
 
 
 def _run(x: np.ndarray, trained, device: str, budget: float, best: float, truth_lat: np.ndarray,
@@ -90,13 +92,16 @@ def _run(x: np.ndarray, trained, device: str, budget: float, best: float, truth_
     lat_oracle = Oracle(truth_lat, latency_queries, device)
     acc_oracle = Oracle(truth_acc, accuracy_queries, task)
     run = {"device": device, "budget_ms": budget, "seed": seed, "arm": arm, "oracle_accuracy": best}
+    start = time.perf_counter()
     try:
         result = search(x, trained, device_descriptors(device), budget, lat_oracle, latency_queries, source,
                         acc_oracle, accuracy_queries, seed=seed, score_all=arm == "all_cells")
     except EdgenasError as e:  # nothing measured or predicted fits: said, and scored as a miss
-        return {**run, "pick": None, "latency_ms": None, "accuracy": None, "ratio": 0.0, "violation": False,
+        return {**run, "seconds": round(time.perf_counter() - start, 3), "pick": None, "latency_ms": None,
+                "accuracy": None, "ratio": 0.0, "violation": False,
                 "infeasible": str(e), "verified": False, "latency_queries": len(lat_oracle.asked),
                 "accuracy_queries": len(acc_oracle.asked)}
+    run["seconds"] = round(time.perf_counter() - start, 3)
     pick = result.pick
     violation = bool(truth_lat[pick] > budget)
     return {**run, "pick": archs[pick], "latency_ms": float(truth_lat[pick]), "accuracy": float(truth_acc[pick]),
@@ -122,5 +127,6 @@ def table(result: dict) -> str:
                      f"{'yes' if r['violation'] else '':>4}")
     for arm, s in result["arms"].items():
         lines.append(f"{arm}: mean ratio {s['mean_ratio']:.4f}, violations {s['violations']}, infeasible "
-                     f"{s['infeasible']}, verified {s['verified']} of {s['runs_count']}")
+                     f"{s['infeasible']}, verified {s['verified']} of {s['runs_count']}, "
+                     f"{s['seconds_per_search']:.2f} s per search")
     return "\n".join(lines)

@@ -30,7 +30,8 @@ def test_bench_nas_json(synthetic_benchmark):
     assert scored[1]["ratio"] > 0 and scored[2]["infeasible"] and result["arms"]["all_cells"]["runs_count"] == 3
     printed = table(result).splitlines()
     assert printed[-2] == f"generator: mean ratio {result['mean_ratio']:.4f}, violations 0, infeasible 1, " \
-        f"verified {result['arms']['generator']['verified']} of 3"
+        f"verified {result['arms']['generator']['verified']} of 3, " \
+        f"{result['arms']['generator']['seconds_per_search']:.2f} s per search"
     assert printed[-1].startswith("all_cells: mean ratio")
     assert any("generator" in line and "infeasible: no architecture is predicted to fit 0.001 ms" in line
                for line in printed)
