@@ -1,5 +1,5 @@
 """The measurement store: every latency edgenas measures, and those measured elsewhere and imported
-(`import_latencies`), in one SQLite file.
+(`import_latencies`), in one SQLite file; and its upkeep (`edgenas store list|show|remove|export|vacuum`).
 
 WAL journal, one committed transaction per measurement (synchronous=FULL), so a crash mid-run loses
 nothing already written. The schema is versioned with `PRAGMA user_version` and migrated forward on open;
@@ -8,13 +8,14 @@ a file from a newer edgenas is refused rather than misread. Default location: th
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TextIO
 
 from . import __version__, host
 from .device.profile import PROFILES, Profile
@@ -64,6 +65,17 @@ def default_path() -> Path:
     return Path(platformdirs.user_cache_dir("edgenas")) / "measurements.sqlite"
 
 
+def _writable(path: Path) -> bool:
+    """Whether edgenas may write the store at `path` and its journal beside it (the nearest existing folder, for
+    a store still to be created)."""
+    if path.exists():
+        return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
+
+
 @dataclass(frozen=True)
 class Record:
     id: int
@@ -83,19 +95,49 @@ class Record:
 
 
 class Store:
+    """The store at `path`, created if need be. A file edgenas may not write (or a folder it may not create files
+    in: SQLite's journal lives beside the file) is opened read-only: everything can be read, and recording says
+    that it cannot. An SQLite file with other tables than edgenas's is refused, untouched."""
+
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_path()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self._migrate()
+            self.writable = _writable(self.path)
+            if self.writable:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            elif self.path.is_file():
+                self.db = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro", uri=True, timeout=30,
+                                          isolation_level=None)
+            else:
+                raise EdgenasError(f"cannot create the store at {self.path} (its folder is not writable); pass a "
+                                   f"writable path with --db")
+            self._refuse_foreign()
+            if self.writable:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+                self._migrate()
+            elif self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                raise EdgenasError(f"{self.path} is read-only and has an older store schema, which edgenas cannot "
+                                   f"migrate there; make it writable once, or pass another file with --db")
         except sqlite3.DatabaseError as e:
             raise EdgenasError(f"{self.path} is not a usable edgenas store ({e}); pass another file with --db") from None
         except OSError as e:
             raise EdgenasError(f"cannot create the store at {self.path} ({e.strerror}); pass a writable path "
                                f"with --db") from None
+
+    def _refuse_foreign(self) -> None:
+        """An SQLite file that holds tables and is not an edgenas store is someone else's: never add to it."""
+        tables = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables - {"measurements"} or (tables and self.db.execute("PRAGMA user_version").fetchone()[0] == 0):
+            self.db.close()
+            raise EdgenasError(f"{self.path} is an SQLite file of something else (tables: "
+                               f"{', '.join(sorted(tables))}), not an edgenas store; pass another file with --db")
+
+    def require_writable(self) -> None:
+        if not self.writable:
+            raise EdgenasError(f"the store {self.path} is read-only, so measurements cannot be recorded; pass a "
+                               f"writable file with --db (reading it works: store list, predict-only compile)")
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -126,16 +168,22 @@ class Store:
     def add(self, profile: str, space: str, arch: str, input_shape: tuple[int, ...], target: dict[str, Any],
             m: Measurement) -> int:
         """Write one measurement in its own committed transaction; return its id."""
+        return self.add_all(profile, space, arch, input_shape, target, [m])[0]
+
+    def add_all(self, profile: str, space: str, arch: str, input_shape: tuple[int, ...], target: dict[str, Any],
+                measurements: list[Measurement]) -> list[int]:
+        """Write the measurements of one network (one per runtime) in one committed transaction; return their
+        ids."""
         import tvm
 
         digest, facts = host.fingerprint()
-        s = m.stats
         return self._insert([dict(
             profile=profile, runtime=m.runtime, space=space, arch=arch, input_shape=json.dumps(list(input_shape)),
-            threads=m.threads, p50_ms=s.p50_ms, p90_ms=s.p90_ms, min_ms=s.min_ms, mean_ms=s.mean_ms, std_ms=s.std_ms,
-            spread=s.spread, repeats=s.repeats, number=s.number, stable=int(s.stable),
-            target=json.dumps(target, sort_keys=True), tvm_version=tvm.__version__, runtime_version=m.runtime_version,
-            machine=digest, machine_facts=json.dumps(facts, sort_keys=True), device=m.device)])[0]
+            threads=m.threads, p50_ms=m.stats.p50_ms, p90_ms=m.stats.p90_ms, min_ms=m.stats.min_ms,
+            mean_ms=m.stats.mean_ms, std_ms=m.stats.std_ms, spread=m.stats.spread, repeats=m.stats.repeats,
+            number=m.stats.number, stable=int(m.stats.stable), target=json.dumps(target, sort_keys=True),
+            tvm_version=tvm.__version__, runtime_version=m.runtime_version, machine=digest,
+            machine_facts=json.dumps(facts, sort_keys=True), device=m.device) for m in measurements])
 
     def add_imported(self, profile: str, runtime: str, space: str, input_shape: tuple[int, ...],
                      target: dict[str, Any], latencies: dict[str, float], source: str) -> list[int]:
@@ -151,6 +199,7 @@ class Store:
 
     def _insert(self, rows: list[dict[str, Any]]) -> list[int]:
         """Insert `rows` (columns but the creation time and edgenas version) in one committed transaction."""
+        self.require_writable()
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         ids = []
         with self.db:  # BEGIN ... COMMIT, rolled back on error
@@ -178,6 +227,55 @@ class Store:
             values[6] = tuple(json.loads(values[6]))
             values[11] = bool(values[11])
             yield Record(*values)
+
+    def counts(self) -> list[dict[str, Any]]:
+        """One row per (profile, runtime, space, device): how many measurements, how many unstable, the newest."""
+        sql = ("SELECT profile, runtime, space, device, COUNT(*), SUM(stable = 0), MAX(created_at) FROM measurements "
+               "GROUP BY profile, runtime, space, device ORDER BY profile, runtime, space, device")
+        keys = ("profile", "runtime", "space", "device", "count", "unstable", "newest")
+        return [dict(zip(keys, row)) for row in self.db.execute(sql)]
+
+    def remove(self, profile: str, device: str | None = None, unstable: bool = False,
+               runtime: str | None = None) -> int:
+        """Delete the measurements of `profile` (only those of `device`, of `runtime`, the unstable ones, where
+        given) in one transaction; return how many."""
+        self.require_writable()
+        where, args = ["profile = ?"], [profile]
+        for column, value in (("device", device), ("runtime", runtime)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if unstable:
+            where.append("stable = 0")
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db.execute(f"DELETE FROM measurements WHERE {' AND '.join(where)}", args).rowcount
+
+    def vacuum(self) -> tuple[int, int]:
+        """Fold the journal into the file and compact it; the file's size (bytes) before and after."""
+        self.require_writable()
+        before = self._size()
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return before, self._size()
+
+    def _size(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+
+    def export_csv(self, out: TextIO, profile: str | None = None) -> int:
+        """Every measurement (of `profile`, where given) as CSV rows with a header; return how many."""
+        columns = [d[1] for d in self.db.execute("PRAGMA table_info(measurements)")]
+        sql, args = "SELECT * FROM measurements", []
+        if profile is not None:
+            sql, args = sql + " WHERE profile = ?", [profile]
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        count = 0
+        for row in self.db.execute(sql + " ORDER BY id", args):
+            writer.writerow(row)
+            count += 1
+        return count
 
     def latest(self, profile: str, space: str, input_shape: tuple[int, ...], runtime: str = "tvm") -> dict[str, float]:
         """The newest p50 (ms) of each architecture measured for `profile` on `runtime` with this input shape:

@@ -1,4 +1,5 @@
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -166,3 +167,83 @@ def test_import_on_the_command_line(tmp_path):
     assert run.returncode == 0 and run.stdout.startswith("imported 1 tvm latencies of 'raspi4'"), run.stderr
     fails_with("no runtime 'litrt'; did you mean 'litert'?", "store", "import", str(csv), "-t", "raspi4", "--runtime", "litrt", "--db", db)
     fails_with("no profile 'raspi5'", "store", "import", str(csv), "-t", "raspi5", "--db", db)
+
+
+def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path):
+    path = tmp_path / "app.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(EdgenasError, match=r"app.sqlite is an SQLite file of something else \(tables: users\), not "
+                                           r"an edgenas store; pass another file with --db"):
+        Store(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["app.sqlite"]
+
+
+def test_a_read_only_store_is_read_and_says_it_cannot_record(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from edgenas.cli import cli
+
+    path = tmp_path / "db.sqlite"
+    with Store(path) as store:
+        store.add("host", "nb201", ARCH, (1, 3, 32, 32), {"kind": "llvm"}, fake_measurement(5.0))
+    readable_only = os.access  # as for a file of another user (root is never refused, so say it is)
+    monkeypatch.setattr("edgenas.store.os.access", lambda p, mode: mode == os.R_OK and readable_only(p, mode))
+    with Store(path) as store:
+        assert not store.writable and store.latest("host", "nb201", (1, 3, 32, 32)) == {ARCH: 5.0}
+        with pytest.raises(EdgenasError, match="db.sqlite is read-only, so measurements cannot be recorded"):
+            store.add("host", "nb201", ARCH, (1, 3, 32, 32), {"kind": "llvm"}, fake_measurement(6.0))
+    listed = CliRunner().invoke(cli, ["store", "list", "--db", str(path)])
+    assert listed.exit_code == 0 and "(read-only: nothing can be recorded): 1 measurements" in listed.output
+    removed = CliRunner().invoke(cli, ["store", "remove", "-t", "host", "--db", str(path)])
+    assert removed.exit_code == 2 and removed.output.startswith("error: the store ")
+    with pytest.raises(EdgenasError, match="cannot create the store at .* not writable"):
+        Store(tmp_path / "new.sqlite")
+
+
+def test_the_runtimes_of_one_network_are_stored_together_or_not_at_all(tmp_path):
+    with Store(tmp_path / "db.sqlite") as store:
+        onnxruntime = Measurement("onnxruntime", "1.2", 2, fake_measurement(7.0).stats, np.zeros((1, 10), np.float32))
+        ids = store.add_all("host", "nb201", ARCH, (1, 3, 32, 32), {"kind": "llvm"},
+                            [fake_measurement(5.0), onnxruntime])
+        assert len(ids) == 2 and {r.runtime for r in store.records()} == {"tvm", "onnxruntime"}
+        broken = Measurement(None, "1.2", 2, fake_measurement(7.0).stats, np.zeros((1, 10), np.float32))
+        with pytest.raises(sqlite3.IntegrityError):  # the second row breaks: the first is rolled back with it
+            store.add_all("raspi4", "nb201", ARCH, (1, 3, 32, 32), {"kind": "llvm"}, [fake_measurement(5.0), broken])
+        assert not list(store.records(profile="raspi4"))
+
+
+def test_store_upkeep_on_the_command_line(tmp_path):
+    from click.testing import CliRunner
+
+    from edgenas.cli import cli
+
+    path = tmp_path / "db.sqlite"
+    unstable = Measurement("tvm", "0.27.0", 2, Stats.of([1.0, 2.0, 4.0], number=3, max_spread=0.05),
+                           np.zeros((1, 10), np.float32))
+    with Store(path) as store:
+        store.add("host", "nb201", ARCH, (1, 3, 32, 32), {"kind": "llvm"}, fake_measurement(5.0))
+        store.add("host", "nb201", ARCH, (1, 3, 32, 32), {"kind": "llvm"}, unstable)
+        store.add("raspi4", "nb201", ARCH, (1, 3, 32, 32), {"kind": "llvm"}, fake_measurement(9.0))
+
+    def run(*args):
+        return CliRunner().invoke(cli, ["store", *args, "--db", str(path)])
+
+    listed = json.loads(run("list", "--json").output)
+    assert [(g["profile"], g["count"], g["unstable"]) for g in listed["groups"]] == [("host", 2, 1), ("raspi4", 1, 0)]
+    shown = run("show", "-t", "host").output.splitlines()
+    assert len(shown) == 3 and "UNSTABLE" in shown[2] and "UNSTABLE" not in shown[1]
+    assert run("show", "-t", "pixel").output.startswith("error: the store holds no measurements of 'pixel'")
+    out = tmp_path / "all.csv"
+    assert run("export", "-o", str(out)).exit_code == 0
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("id,created_at,profile,runtime") and len(rows) == 4
+    assert not list(tmp_path.glob("*.partial"))
+    assert run("remove", "-t", "host", "--unstable").output == "removed 1 measurement of 'host'\n"
+    assert [g["count"] for g in json.loads(run("list", "--json").output)["groups"]] == [1, 1]
+    assert run("remove", "-t", "raspi4").output == "removed 1 measurement of 'raspi4'\n"
+    assert run("vacuum").exit_code == 0
+    with Store(path) as store:
+        assert [r.p50_ms for r in store.records()] == [5.0]

@@ -46,6 +46,10 @@ class Model:
         if array.dtype != np.dtype(spec.dtype):
             raise EdgenasError(f"input has dtype {array.dtype}, the model takes {spec.dtype}; convert it with "
                                f"array.astype(np.{spec.dtype})")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int(np.size(array) - np.isfinite(array).sum())
+            raise EdgenasError(f"input holds {bad} NaN or infinite value(s); the model's output would be meaningless: "
+                               f"clean the input (e.g. np.nan_to_num) before predicting")
         out = self._vm["main"](tvm.runtime.tensor(np.ascontiguousarray(array), self._device))
         return out.numpy()
 

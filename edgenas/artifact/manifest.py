@@ -1,7 +1,8 @@
 """The artifact's manifest.json: what the directory `edgenas compile` wrote holds and what it runs on.
 
 `write` is the one writer (the SHA-256 of every file, written whole or not at all); `read` is the one checked
-reader, used by `load`, `gate` and `predict`: every problem is one line naming the file and the fix. The
+reader, used by `load`, `gate` and `predict`: it checks every file the manifest lists against its SHA-256, and
+every problem is one line naming the file and the fix. The
 file names of an artifact are the runtimes' (`edgenas.runtimes`): model.so for TVM, model.onnx, model.tflite.
 """
 from __future__ import annotations
@@ -53,15 +54,18 @@ class Manifest:
     def checked_file(self, name: str) -> Path:
         """The artifact's file `name`, after checking that it is there and is the file the manifest names."""
         path = self.directory / name
+        if name not in self.data["files"]:
+            raise EdgenasError(f"{self.directory / MANIFEST} lists no {name}; {RECOMPILE}")
         if not path.is_file():
             raise EdgenasError(f"{path} is missing; {RECOMPILE}")
-        if sha256(path) != self.data["files"].get(name):
+        if sha256(path) != self.data["files"][name]:
             raise EdgenasError(f"{path} does not match the SHA-256 in {MANIFEST} (the file was changed or "
                                f"truncated); {RECOMPILE}")
         return path
 
     def library(self) -> Path:
-        return self.checked_file(LIBRARY)
+        """model.so (checked with every other file when the manifest was read)."""
+        return self.directory / LIBRARY
 
 
 def sha256(path: Path) -> str:
@@ -114,4 +118,7 @@ def read(directory: str | Path) -> Manifest:
     if len(inputs) != 1 or len(outputs) != 1:
         raise EdgenasError(f"{path} names {len(inputs)} inputs and {len(outputs)} outputs; edgenas runs networks "
                            f"with one input and one output")
-    return Manifest(directory, data, inputs, outputs)
+    manifest = Manifest(directory, data, inputs, outputs)
+    for name in dict.fromkeys([LIBRARY, *data["files"]]):  # every file it lists is the one written, model.so first
+        manifest.checked_file(name)
+    return manifest

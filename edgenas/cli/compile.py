@@ -7,19 +7,20 @@ from pathlib import Path
 
 import click
 
-from .shell import UserError, json_option, log, profile_option, space_option
+from .shell import Finite, UserError, json_option, log, profile_option, space_option
 
 
 @click.command("compile")
 @profile_option
 @click.option("--arch", "-a", default=None, help="Architecture string; without it, one is generated for the budget.")
-@click.option("--latency-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--latency-ms", type=Finite(min=0, min_open=True), default=None,
               help="Latency budget for a generated architecture [default: the profile's].")
-@click.option("--memory-mb", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--memory-mb", type=Finite(min=0, min_open=True), default=None,
               help="Memory budget (weights + peak activations) [default: the profile's].")
 @click.option("--measurements", default=6, show_default=True, type=click.IntRange(min=1),
               help="New device measurements a generation may spend.")
 @click.option("--output", "-o", type=click.Path(), default=None, help="Artifact directory [default: out/PROFILE].")
+@click.option("--force", is_flag=True, help="Replace an artifact already in the output directory.")
 @space_option
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="Measurement store (SQLite).")
 @click.option("--tuning-db", type=click.Path(file_okay=False), default=None,
@@ -36,23 +37,24 @@ from .shell import UserError, json_option, log, profile_option, space_option
 @click.option("--shot-epochs", default=3, show_default=True, type=click.IntRange(min=1),
               help="Training epochs of each accuracy shot.")
 @json_option("Print the report as JSON.")
-def command(profile, arch, latency_ms, memory_mb, measurements, output, space, db, tuning_db, no_measure,
+def command(profile, arch, latency_ms, memory_mb, measurements, output, force, space, db, tuning_db, no_measure,
             data, epochs, accuracy_shots, shot_epochs, as_json):
     """Compile ARCH, or the best architecture generated for the budgets, into a measured artifact."""
     from ..artifact.report import summary
     from ..pipeline.budget import compile_for_budget
     from ..pipeline.compile import compile_artifact
 
-    out = output or Path("out") / profile
+    out = output if output is not None else Path("out") / profile
     if arch:
         if accuracy_shots:
             raise UserError("--accuracy-shots conditions a generated architecture; leave out --arch")
         art = compile_artifact(profile, arch, out, space=space, db=db, measure_latency=not no_measure,
-                               tuning_db=tuning_db, data=data, epochs=epochs, log=log)
+                               tuning_db=tuning_db, data=data, epochs=epochs, log=log, force=force)
     else:
         if no_measure:
             raise UserError("--no-measure needs --arch: a generated architecture is verified by measuring it")
         art = compile_for_budget(profile, latency_ms, out, space=space, db=db, memory_mb=memory_mb,
                                  measurements=measurements, log=log, tuning_db=tuning_db, data=data,
-                                 epochs=epochs, accuracy_shots=accuracy_shots, shot_epochs=shot_epochs)
+                                 epochs=epochs, accuracy_shots=accuracy_shots, shot_epochs=shot_epochs,
+                                 force=force)
     click.echo(json.dumps(art.report, indent=2) if as_json else summary(art.report, art.directory))

@@ -5,18 +5,20 @@ import sys
 
 import click
 
+from .shell import Finite
+
 
 @click.command("gate")
 @click.argument("artifact", type=click.Path())
 @click.option("--target", "-t", "profile", required=True, help="Device profile to time the artifact on.")
-@click.option("--budget-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--budget-ms", type=Finite(min=0, min_open=True), default=None,
               help="Latency budget [default: the project's gate configuration, else the profile's].")
-@click.option("--percentile", type=click.FloatRange(min=0, max=100, min_open=True), default=None,
+@click.option("--percentile", type=Finite(min=0, max=100, min_open=True), default=None,
               help="Percentile of the repeats that must fit [default: 90].")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=None,
+@click.option("--tolerance", type=Finite(min=0), default=None,
               help="Allowed excess over the budget, as a fraction [default: 0.05].")
 @click.option("--baseline", type=click.Path(), default=None, help="Old artifact to time interleaved against.")
-@click.option("--max-regression", type=click.FloatRange(min=-1, min_open=True), default=None,
+@click.option("--max-regression", type=Finite(min=-1, min_open=True), default=None,
               help="Allowed slowdown against --baseline, as a fraction [default: 0.10].")
 @click.option("--junit", type=click.Path(dir_okay=False), default=None, help="Write the verdict as JUnit XML.")
 @click.option("--markdown", type=click.Path(dir_okay=False), default=None, help="Write the verdict as Markdown.")

@@ -2,6 +2,7 @@
 stderr, and the options several commands take."""
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -19,7 +20,28 @@ class UserError(click.ClickException):
 
 
 class Cli(click.Group):
-    """A command group whose commands end an EdgenasError as a UserError and leave at once on Ctrl-C."""
+    """A command group whose commands end an EdgenasError as a UserError and leave at once on Ctrl-C, and whose
+    option and argument errors are one `error:` line too (click's own are a Usage/Try/Error block)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            value = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # a group without its command: its help, as asked
+            click.echo(e.ctx.get_help())
+            sys.exit(0)
+        except click.UsageError as e:
+            command = e.ctx.command_path if e.ctx else (prog_name or "edgenas")
+            click.echo(f"error: {e.format_message().rstrip('.')}; see '{command} --help'", err=True)
+            sys.exit(2)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        if not standalone_mode:
+            return value
+        sys.exit(value if isinstance(value, int) else 0)
 
     def invoke(self, ctx):
         try:
@@ -35,6 +57,18 @@ class Cli(click.Group):
             os._exit(130)
 
 
+class Finite(click.FloatRange):
+    """A number in a range that is neither NaN nor infinite (click's FloatRange lets both through)."""
+
+    name = "finite number"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def log(message: str) -> None:
     """Progress goes to stderr, so that stdout holds only the result (a table, or JSON)."""
     click.echo(message, err=True)
@@ -46,7 +80,7 @@ def names(text: str | None) -> list[str] | None:
 
 
 profile_option = click.option("--target", "-t", "profile", default="host", show_default=True,
-                              help="Device profile name.")
+                              help="Device profile: a name, or the path of its YAML file.")
 space_option = click.option("--space", default=DEFAULT_SPACE, show_default=True)
 
 

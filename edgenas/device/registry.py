@@ -52,13 +52,23 @@ class Registry(Generic[T]):
         return list(self.paths())
 
     def get(self, name: str) -> T:
+        """The thing named `name`, or defined by the YAML file at the path `name` (one that ends in .yaml/.yml or
+        holds a path separator)."""
         paths = self.paths()
-        if name not in paths:
-            close = difflib.get_close_matches(name, list(paths), n=1)
+        if name.endswith((".yaml", ".yml")) or os.sep in name:
+            path = Path(name)
+            if not path.is_file():
+                raise EdgenasError(f"{self.what} file {name} does not exist; pass an existing YAML file or a "
+                                   f"{self.what} name ({', '.join(paths)})")
+        elif name not in paths:
+            by_case = {k.lower(): k for k in paths}
+            close = [by_case[name.lower()]] if name.lower() in by_case else \
+                [by_case[c] for c in difflib.get_close_matches(name.lower(), list(by_case), n=1)]
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise EdgenasError(f"no {self.what} '{name}'; {hint}known: {', '.join(paths)} "
                                f"(add {self.folder}/{name}.yaml or pass a folder with --{self.folder})")
-        path = paths[name]
+        else:
+            path = paths[name]
         if path not in self._cache:
             self._cache[path] = self._load(path)
         return self._cache[path]

@@ -6,6 +6,7 @@ raises an `EdgenasError` whose one line names the file, the field and the fix.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,8 @@ def _number(value: Any, field: Field, name: str, where: str) -> float | int:
         raise EdgenasError(f"{where}: expected {_describe(field, name)}, got '{value}'")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EdgenasError(f"{where}: expected {_describe(field, name)}, got {value!r}")
+    if not math.isfinite(value):
+        raise EdgenasError(f"{where}: {value} is not a finite number; write {_describe(field, name)}")
     if field.type == "int" and int(value) != value:
         raise EdgenasError(f"{where}: expected a whole number, got {value}")
     if field.minimum is not None and value < field.minimum:

@@ -4,6 +4,7 @@ sections), else the profile's budget and the defaults; every value checked, ever
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ def _check_values(section: Any, path: Path, prefix: str) -> None:
         if key not in SETTINGS:
             raise EdgenasError(f"{path}: {prefix}.{key} is not a gate setting; use one of {', '.join(SETTINGS)}")
         low, low_ok, high = SETTINGS[key]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
             value > low or (low_ok and value == low)) and (high is None or value <= high)
         if not ok:
             bounds = f"{'>=' if low_ok else '>'} {low:g}" + (f" and <= {high:g}" if high is not None else "")

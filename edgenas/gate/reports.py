@@ -1,5 +1,6 @@
 """The gate's verdict as JUnit XML (one testcase per check) and as a Markdown table (for a pull request or
-GitHub's step summary)."""
+GitHub's step summary); a gate that could not decide (bad input, an unreachable device) as one errored testcase
+and one Markdown line, so that CI shows why."""
 from __future__ import annotations
 
 import platform
@@ -34,6 +35,25 @@ def junit(result: GateResult, begin: datetime) -> str:
             ET.SubElement(case, "system-out").text = c.message
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def junit_error(message: str, artifact: str, profile: str, begin: datetime) -> str:
+    """One testsuite with one testcase `gate` that errored with `message`."""
+    suites = ET.Element("testsuites", name="edgenas gate", tests="1", failures="0", errors="1", time="0.000")
+    suite = ET.SubElement(suites, "testsuite", name="edgenas.gate", tests="1", failures="0", errors="1", skipped="0",
+                          time="0.000", timestamp=begin.strftime("%Y-%m-%dT%H:%M:%S"),
+                          hostname=platform.node() or "localhost")
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("profile", profile), ("artifact", artifact)):
+        ET.SubElement(props, "property", name=name, value=value)
+    case = ET.SubElement(suite, "testcase", classname=f"edgenas.gate.{profile}", name="gate", time="0.000")
+    ET.SubElement(case, "error", message=message, type="EdgenasError").text = message
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def markdown_error(message: str, artifact: str) -> str:
+    return f"### edgenas gate: ERROR ({artifact})\n\n- error: {message}\n\n"
 
 
 def markdown(result: GateResult) -> str:

@@ -11,6 +11,7 @@ It writes the verdict as JUnit XML and as a Markdown table (also appended to `$G
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import host
-from ..artifact.manifest import Manifest, read
+from ..artifact.manifest import MANIFEST, RECOMPILE, Manifest, read
 from ..device.profile import PROFILES, Profile
 from ..errors import EdgenasError
 from ..measure.fleet import time_remote
@@ -29,6 +30,7 @@ from ..runtimes import get_runtime
 from ..store import Store
 from .config import settings as gate_settings
 from .reports import junit as junit_xml
+from .reports import junit_error, markdown_error
 from .reports import markdown as markdown_table
 from .verdict import GateResult, budget_check, regression_check
 
@@ -39,7 +41,45 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
          markdown: str | Path | None = None, timing: Timing = Timing()) -> GateResult:
     """`edgenas gate`: check, time and judge `artifact` on `profile`; write the JUnit XML / Markdown reports
     asked for. Settings left None come from the configuration found from the current directory up, else the
-    profile's budget and the defaults. `db`: also record the measurements there."""
+    profile's budget and the defaults. `db`: also record the measurements there. An error (EdgenasError) is
+    written to the reports too, as one errored testcase, before it is raised."""
+    begin = datetime.now(timezone.utc)
+    for report in (junit, markdown):
+        for directory in (artifact, baseline):
+            if report is not None and directory is not None and Path(directory).resolve() in \
+                    (Path(report).resolve(), *Path(report).resolve().parents):
+                raise EdgenasError(f"the report {report} would be written into the artifact {directory} (and "
+                                   f"change what its manifest lists); write it outside the artifact")
+    try:
+        result = _gate(artifact, profile, budget_ms, percentile, tolerance, baseline, max_regression, db, timing,
+                       begin)
+    except EdgenasError as e:
+        _write_reports(junit_error(str(e), str(artifact), str(getattr(profile, "name", profile)), begin),
+                       markdown_error(str(e), str(artifact)), junit, markdown)
+        raise
+    _write_reports(junit_xml(result, begin), markdown_table(result), junit, markdown)
+    return result
+
+
+def _write_reports(xml: str, text: str, junit: str | Path | None, markdown: str | Path | None) -> None:
+    """The JUnit XML and the Markdown asked for, each written whole (beside, then renamed), and the Markdown
+    appended to GitHub's step summary when there is one."""
+    for path, content in ((junit, xml), (markdown, text)):
+        if path:
+            partial = Path(f"{path}.partial")
+            try:
+                partial.write_text(content)
+                os.replace(partial, path)
+            except OSError as e:
+                raise EdgenasError(f"cannot write the report {path} ({e.strerror}); pass a writable path") from None
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
+            f.write(text)
+
+
+def _gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None, percentile: float | None,
+          tolerance: float | None, baseline: str | Path | None, max_regression: float | None, db: str | Path | None,
+          timing: Timing, begin: datetime) -> GateResult:
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     settings, source = gate_settings(profile, Path.cwd(), {"latency_ms": budget_ms, "percentile": percentile,
                                                            "tolerance": tolerance, "max_regression": max_regression})
@@ -50,7 +90,6 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
     threads = threads_for(profile, target, remote)
     spec = new.manifest.inputs[0]
     x = np.random.default_rng(0).standard_normal(spec.shape).astype(spec.dtype)
-    begin = datetime.now(timezone.utc)
     notes: list[str] = []
     if old is None:
         m = _stable(lambda: _timed(new, x, threads, remote, timing), notes, "the")
@@ -66,17 +105,8 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
     checks = [budget_check(stats, q, settings["latency_ms"], settings["tolerance"], source)]
     if base_stats is not None:
         checks.append(regression_check(stats, base_stats, q, settings["max_regression"], old.manifest.directory))
-    result = GateResult(profile.name, new.manifest.directory, q, checks, stats, notes,
-                        (datetime.now(timezone.utc) - begin).total_seconds(), source)
-    if junit:
-        Path(junit).write_text(junit_xml(result, begin))
-    text = markdown_table(result)
-    if markdown:
-        Path(markdown).write_text(text)
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
-            f.write(text)
-    return result
+    return GateResult(profile.name, new.manifest.directory, q, checks, stats, notes,
+                      (datetime.now(timezone.utc) - begin).total_seconds(), source)
 
 
 @dataclass(frozen=True)
@@ -104,9 +134,23 @@ def _checked(directory: Path, profile: Profile) -> _Checked:
 
 def _timed(artifact: _Checked, x: np.ndarray, threads: int | None, remote: Remote | None,
            timing: Timing) -> Measurement:
-    m = measure("tvm", artifact.library, x, threads=threads, timing=timing, remote=remote)
+    with _runs(artifact, x):
+        m = measure("tvm", artifact.library, x, threads=threads, timing=timing, remote=remote)
     _check_output(artifact, m.output)
     return m
+
+
+@contextmanager
+def _runs(artifact: _Checked, x: np.ndarray):
+    """TVM's own errors while running a library (e.g. an input shape edited in the manifest) as one line."""
+    try:
+        yield
+    except EdgenasError:
+        raise
+    except Exception as e:  # noqa: BLE001  (TVM raises its own error types)
+        first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise EdgenasError(f"{artifact.library} failed on the input the manifest describes ({list(x.shape)} "
+                           f"{x.dtype}): {first.strip()}; if {MANIFEST} was edited, {RECOMPILE}") from None
 
 
 def _interleaved(new: _Checked, old: _Checked, x: np.ndarray, threads: int | None,
@@ -123,8 +167,10 @@ def _interleaved(new: _Checked, old: _Checked, x: np.ndarray, threads: int | Non
         _check_output(old, old_m.output)
         return {"new": new_m.stats, "baseline": old_m.stats}
     tvm = get_runtime("tvm")
-    sessions = {name: tvm.open(art.library, x, threads) for name, art in (("new", new), ("baseline", old))}
+    sessions = {}
     for name, art in (("new", new), ("baseline", old)):
+        with _runs(art, x):
+            sessions[name] = tvm.open(art.library, x, threads)
         _check_output(art, sessions[name].output)
     return time_interleaved({n: s.run for n, s in sessions.items()}, timing)
 

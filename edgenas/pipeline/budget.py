@@ -25,7 +25,7 @@ from ..nas.search import search
 from ..spaces import DEFAULT_SPACE, SearchSpace, configure
 from ..store import Store
 from .build import Built, build, litert_here, time_built
-from .compile import Artifact, prepare_output, training_report, write_artifact
+from .compile import Artifact, check_output, staged, training_report, write_artifact
 
 OPEN_SAMPLE = 2000  # architectures a search over a space too large to list starts from
 
@@ -35,13 +35,14 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
                        db: str | Path | None = None, memory_mb: float | None = None, measurements: int = 6,
                        seed: int = 0, log: Callable[[str], None] = lambda _: None,
                        tuning_db: str | Path | None = None, data: str | Path | None = None, epochs: int = 30,
-                       accuracy_shots: int = 0, shot_epochs: int = 3) -> Artifact:
+                       accuracy_shots: int = 0, shot_epochs: int = 3, force: bool = False) -> Artifact:
     """`edgenas compile --latency-ms`: generate the architecture with the best expected accuracy that fits the
     budgets (`latency_ms` and `memory_mb`, else the profile's), conditioned on the store's measurements of this
     profile; measure each candidate on the device, record it, and re-condition after a miss, within
     `measurements` new measurements. With `data`, the pick
     is trained on it before it is compiled, and `accuracy_shots` sampled architectures, each trained for
-    `shot_epochs`, first give the task conditioning (architecture, accuracy) pairs of the user's task."""
+    `shot_epochs`, first give the task conditioning (architecture, accuracy) pairs of the user's task. An artifact
+    already in `out_dir` is replaced only with `force`."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     budget = budget_for(profile, latency_ms, memory_mb)
     if budget.latency_ms is None:
@@ -55,11 +56,13 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
         if profile.runtime == "litert" and not mobile.available():
             raise EdgenasError(f"profile '{profile.name}' deploys LiteRT, so its candidates are timed with it: "
                                f"{mobile.MISSING}")
-    out_dir = prepare_output(out_dir)
+    target = check_output(out_dir, force)
     dataset = load_dataset(data) if data is not None else None
     sp = configure(space, profile.batch, dataset)
     trained = shipped(sp)
     with Store(db) as store:
+        if profile.measurable:
+            store.require_writable()
         latest = {sp.canonical(a): ms for a, ms in
                   store.latest(profile.name, sp.name, sp.input_shape, runtime=profile.runtime).items()}
     # every architecture where the space can be listed; else the stored ones and a sample, and then whatever the
@@ -80,7 +83,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
     shots = accuracy_shot_pairs(sp, archs, allowed, dataset, accuracy_shots, shot_epochs, seed, log) \
         if accuracy_shots else {}
     row = {a: i for i, a in enumerate(archs)}
-    with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
+    with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp, staged(target) as out_dir:
         support = ([row[a] for a in latest], list(latest.values()))
         log(f"{len(latest)} stored {profile.runtime} measurements of '{profile.name}' condition the predictor")
         if not profile.measurable and not latest:
@@ -135,11 +138,12 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
                 report["interval"] = "calibrated 90 %"
                 log(f"unverified pick {pick}: predicted {result.predicted_ms:.3f} ms, 90 % interval "
                     f"{result.interval_ms[0]:.3f}-{result.interval_ms[1]:.3f} ms (budget {latency_ms:g} ms)")
-            if profile.ships_tflite:
-                extra["litert"] = litert_here(b, store)
-            return write_artifact(b, out_dir, {}, {**extra, "not_measured_because":
-                                                   f"profile '{profile.name}' has measure.via: none (predict-only)"},
-                                  budget)
+            if profile.ships_tflite:  # timed here; recorded unless the store is read-only
+                extra["litert"] = litert_here(b, store if store.writable else None)
+            art = write_artifact(b, out_dir, {}, {**extra, "not_measured_because":
+                                                  f"profile '{profile.name}' has measure.via: none (predict-only)"},
+                                 budget)
+            return Artifact(target, art.manifest, art.report)
         if model is not None or result.pick not in built:  # trained weights, or a stored pick: built, measured
             b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model)
             latency = time_built(b, store)
@@ -149,7 +153,8 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
                 shutil.copyfile(b.directory / name, out_dir / name)
         if profile.ships_tflite:
             extra["litert"] = litert_here(b, store)
-        return write_artifact(b, out_dir, latency, extra, budget)
+        art = write_artifact(b, out_dir, latency, extra, budget)
+    return Artifact(target, art.manifest, art.report)
 
 
 def accuracy_shot_pairs(sp: SearchSpace, archs: list[str], allowed: np.ndarray, data: Dataset, shots: int,

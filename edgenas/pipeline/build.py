@@ -65,15 +65,16 @@ def build(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace =
 def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = None,
                timing: Timing = Timing()) -> dict[str, Any]:
     """Time a built architecture where its profile says (this machine, or a device of an RPC tracker) on each
-    runtime (default: tvm and, locally, onnxruntime for reference), check outputs, record each in `store`."""
+    runtime (default: tvm and, locally, onnxruntime for reference), check outputs, and record them in `store`
+    together, in one transaction: an interrupted run stores all of its runtimes or none."""
     remote = place(b.profile, b.target)
     threads = threads_for(b.profile, b.target, remote)
-    results: dict[str, Any] = {}
-    for runtime in runtimes or default_runtimes(remote, b.tflite is not None):
-        m = measure(runtime, model_file(b, runtime), b.onnx.reference_input, threads=threads, timing=timing,
-                    remote=remote)
-        results[runtime] = record_measurement(b, m, remote, store)
-    return results
+    measured = [measure(runtime, model_file(b, runtime), b.onnx.reference_input, threads=threads, timing=timing,
+                        remote=remote) for runtime in runtimes or default_runtimes(remote, b.tflite is not None)]
+    errors = [check_output(f"{m.runtime} ({b.arch})", m.output, b.onnx.reference_output) for m in measured]
+    ids = store.add_all(b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, measured) \
+        if store else [None] * len(measured)
+    return {m.runtime: _entry(m, remote, error, i) for m, error, i in zip(measured, errors, ids)}
 
 
 def default_runtimes(remote: Remote | None, tflite: bool) -> tuple[str, ...]:
@@ -96,6 +97,11 @@ def record_measurement(b: Built, m: Measurement, remote: Remote | None, store: S
     error = check_output(f"{m.runtime} ({b.arch})", m.output, b.onnx.reference_output)
     record_id = store.add(profile or b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, m) \
         if store else None
+    return _entry(m, remote, error, record_id)
+
+
+def _entry(m: Measurement, remote: Remote | None, error: float, record_id: int | None) -> dict[str, Any]:
+    """A measurement as the report lists it."""
     return {**m.stats.as_dict(), "threads": m.threads, "version": m.runtime_version,
             "where": f"rpc {remote.tracker} key {remote.key}" if remote and m.runtime == "tvm" else "this machine",
             "device": m.device, "max_abs_error_vs_pytorch": error, "store_id": record_id}

@@ -1,18 +1,24 @@
 """`edgenas compile --arch`: one architecture (trained on the user's data, if given) built, timed where the
 profile says, and written as a deployable artifact: model.onnx, model.so (model.tflite), model.h,
 manifest.json, report.json and report.html.
+
+An artifact is written whole or not at all: into a staging folder beside the output directory, renamed into
+place at the end (`staged`); an existing artifact is replaced only when asked (`force`).
 """
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .. import __version__
 from ..artifact.header import c_header
-from ..artifact.manifest import HEADER, LIBRARY, ONNX, TFLITE
+from ..artifact.manifest import HEADER, LIBRARY, MANIFEST, ONNX, TFLITE
 from ..artifact.manifest import write as write_manifest
 from ..artifact.report import write_report
 from ..compiler.export import INPUT_NAME, OPSET, OUTPUT_NAME
@@ -37,13 +43,25 @@ class Artifact:
 def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, space: str | SearchSpace = DEFAULT_SPACE,
                      db: str | Path | None = None, measure_latency: bool = True, seed: int = 0,
                      tuning_db: str | Path | None = None, data: str | Path | None = None, epochs: int = 30,
-                     log: Callable[[str], None] = lambda _: None) -> Artifact:
+                     log: Callable[[str], None] = lambda _: None, force: bool = False) -> Artifact:
     """`edgenas compile --arch`: write model.onnx, model.so, manifest.json and report.json for `arch`; with
-    `data`, the network is trained on it first and the trained weights are compiled."""
+    `data`, the network is trained on it first and the trained weights are compiled. An artifact already in
+    `out_dir` is replaced only with `force`."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     if measure_latency and profile.measurable:
         place(profile, profile.resolved_target())
-    out_dir = prepare_output(out_dir)
+    target = check_output(out_dir, force)
+    if measure_latency and (profile.measurable or profile.ships_tflite):
+        with Store(db) as store:
+            store.require_writable()
+    with staged(target) as staging:
+        art = _compile_into(profile, arch, staging, space, db, measure_latency, seed, tuning_db, data, epochs, log)
+    return Artifact(target, art.manifest, art.report)
+
+
+def _compile_into(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace, db: str | Path | None,
+                  measure_latency: bool, seed: int, tuning_db: str | Path | None, data: str | Path | None,
+                  epochs: int, log: Callable[[str], None]) -> Artifact:
     extra: dict[str, Any] = {}
     sp = configure(space, profile.batch)
     if sp.is_degenerate(sp.canonical(arch)):
@@ -124,19 +142,49 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
     return Artifact(out_dir, manifest, report)
 
 
-def prepare_output(out_dir: str | Path) -> Path:
-    """Create the output directory and prove it writable before any work is done."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
+def check_output(out_dir: str | Path, force: bool = False) -> Path:
+    """The artifact directory, absolute, after checking before any work is done that it can be written: new,
+    empty, or (with `force`) an artifact to replace; never a file or a folder of other things. Its parent is
+    created and proved writable."""
+    if not str(out_dir).strip():
+        raise EdgenasError("-o '' names no directory; pass the folder the artifact goes to, e.g. -o out/host")
+    target = Path(out_dir).absolute()
+    if target.exists() and not target.is_dir():
         raise EdgenasError(f"output path {out_dir} is a file, not a directory; pass a directory with -o")
+    if target.is_dir() and any(target.iterdir()):
+        if not (target / MANIFEST).is_file():
+            raise EdgenasError(f"output directory {out_dir} holds files but no artifact; pass a new or empty "
+                               f"directory with -o (edgenas replaces only an artifact it wrote)")
+        if not force:
+            raise EdgenasError(f"output directory {out_dir} already holds an artifact; pass --force to replace it, "
+                               f"or another directory with -o")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target.parent):
             pass
     except OSError as e:
-        raise EdgenasError(f"cannot write to output directory {out_dir} ({e.strerror}); pass a writable "
+        raise EdgenasError(f"cannot write beside output directory {out_dir} ({e.strerror}); pass a writable "
                            f"directory with -o") from None
-    return out_dir
+    return target
+
+
+@contextmanager
+def staged(target: Path) -> Iterator[Path]:
+    """A staging folder beside `target`; when the block completes, it replaces `target` in one rename (an old
+    artifact there is moved aside first, then removed). On any error or interrupt the staging folder is removed
+    and `target` is as it was."""
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    try:
+        yield staging
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+            os.replace(target, old / target.name)
+        os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _versions() -> dict[str, str]:

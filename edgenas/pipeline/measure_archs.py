@@ -81,8 +81,10 @@ def measure_archs(profile: str | Profile, archs: list[str], space: str | SearchS
     start = time.monotonic()
     rows: list[dict[str, Any]] = []
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
+        store.require_writable()
         stored = [store.latest(profile.name, sp.name, sp.input_shape, r) for r in runtimes]
-        skipped = [a for a in wanted if all(a in s for s in stored)]
+        missing = {a: [r for r, s in zip(runtimes, stored) if a not in s] for a in wanted}  # a rerun adds no twin
+        skipped = [a for a in wanted if not missing[a]]
         todo = [a for a in wanted if a not in skipped]
         log(f"{len(wanted)} architectures: {len(skipped)} already in the store for '{profile.name}', "
             f"{len(todo)} to measure")
@@ -101,7 +103,7 @@ def measure_archs(profile: str | Profile, archs: list[str], space: str | SearchS
 
         if remote is None or not todo:
             for b in builds():
-                done(b, time_built(b, store, runtimes, timing))
+                done(b, time_built(b, store, missing[b.arch], timing))
             return MeasureRun(rows, skipped, {}, None, time.monotonic() - start)
         building: dict[str, Built] = {}
 

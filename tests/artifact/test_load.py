@@ -37,6 +37,11 @@ def test_bad_input(model):
         model.predict(np.zeros((1, 3, 32, 32)))
     with pytest.raises(EdgenasError, match="input is a list, the model takes a numpy array"):
         model.predict([[0.0]])
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.zeros((1, 3, 32, 32), np.float32)
+        x[0, 1, 2, 3] = bad
+        with pytest.raises(EdgenasError, match=r"input holds 1 NaN or infinite value\(s\); .*np.nan_to_num"):
+            model.predict(x)
 
 
 def copy_of(artifact, tmp_path):

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,7 +58,7 @@ def test_unwritable_output_dir(tmp_path, kind):
         else:
             (tmp_path / "ro").mkdir(mode=0o500)
             out = tmp_path / "ro" / "out"
-        message = "cannot write to output directory"
+        message = "cannot write beside output directory"
     err = fails_with(message, "compile", "-a", ARCH, "-o", str(out), "--no-measure")
     assert "-o" in err
 
@@ -110,3 +111,37 @@ def test_predict(small_artifact, tmp_path):
                str(small_artifact.directory), "-i", str(tmp_path / "bad.npy"))
     fails_with("cannot read", "predict", str(small_artifact.directory), "-i", str(tmp_path / "missing.npy"))
     fails_with("artifact directory", "predict", str(tmp_path / "none"), "-i", str(tmp_path / "x.npy"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (("compile", "--latency-ms", "nan"), "Invalid value for '--latency-ms': 'nan' is not a finite number"),
+    (("compile", "--latency-ms", "inf"), "'inf' is not a finite number"),
+    (("compile", "--memory-mb", "-inf"), "Invalid value for '--memory-mb'"),
+    (("gate", "art", "-t", "host", "--percentile", "nan"), "'nan' is not a finite number"),
+    (("gate", "art", "-t", "host", "--tolerance", "inf"), "'inf' is not a finite number"),
+    (("gate", "art", "-t", "host", "--budget-ms", "NaN"), "'NaN' is not a finite number"),
+    (("gate", "art", "-t", "host", "--max-regression", "inf"), "'inf' is not a finite number"),
+    (("compile", "--bogus"), "No such option '--bogus'; see 'edgenas compile --help'"),
+    (("bench", "nas", "--data", "x", "--seeds", "0"), "Invalid value for '--seeds'"),
+    (("gate",), "Missing argument 'ARTIFACT'; see 'edgenas gate --help'"),
+])
+def test_option_errors_are_one_line(args, message):
+    """click's own errors (bad numbers, unknown options, missing arguments) end as one `error:` line, exit 2."""
+    fails_with(message, *args)
+
+
+def test_a_group_without_its_command_prints_its_help():
+    result = subprocess.run([sys.executable, "-m", "edgenas", "bench"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("Usage: edgenas bench") and not result.stderr
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("cores: 4,", "cores: .inf,", "hardware.cores: inf is not a finite number; write a whole number"),
+    ("latency_ms: 20", "latency_ms: .nan", "budgets.latency_ms: nan is not a finite number; write a number in ms"),
+])
+def test_profile_numbers_must_be_finite(tmp_path, field, value, message):
+    text = (Path(edgenas.__file__).parent.parent / "profiles" / "raspi4.yaml").read_text()
+    assert field in text
+    (tmp_path / "board.yaml").write_text(text.replace("name: raspi4", "name: board").replace(field, value))
+    err = fails_with(message, "--profiles", str(tmp_path), "profiles", "list")
+    assert "board.yaml" in err

@@ -81,6 +81,17 @@ def test_bad_profiles_get_one_line_errors_naming_file_and_field(write_yaml, chan
 def test_unknown_profile_name_lists_the_known_ones():
     with pytest.raises(EdgenasError, match="no profile 'raspi5'; did you mean 'raspi4'"):
         PROFILES.get("raspi5")
+    for wrong_case in ("RASPI4", "Raspi4", "RaspI5"):
+        with pytest.raises(EdgenasError, match=f"no profile '{wrong_case}'; did you mean 'raspi4'"):
+            PROFILES.get(wrong_case)
+
+
+def test_a_profile_by_the_path_of_its_file(write_yaml, tmp_path):
+    path = write_yaml("board", GOOD.format(name="board"))
+    assert "board" not in PROFILES.names(), "not on any profile folder: found by its path alone"
+    assert PROFILES.get(str(path)).description == "a test board"
+    with pytest.raises(EdgenasError, match="profile file nowhere/board.yaml does not exist; pass an existing YAML"):
+        PROFILES.get("nowhere/board.yaml")
 
 
 def test_user_folder_adds_and_overrides_profiles(write_yaml, monkeypatch):

@@ -1,6 +1,7 @@
 """The CI latency gate on one real small artifact: exit codes, artifact checks, budgets from the command line,
 the project's configuration and the profile, JUnit XML and Markdown, and the interleaved baseline."""
 import json
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -80,6 +81,12 @@ def test_over_budget_exits_1_with_a_failure_element(artifacts, tmp_path):
     (lambda d: (d / "manifest.json").write_text("{"), "manifest.json is not readable JSON"),
     (lambda d: (d / "manifest.json").write_text((d / "manifest.json").read_text().replace('"float32"', '"f99"', 1)),
      "manifest.json has a malformed target or input/output entry"),
+    (lambda d: (d / "model.onnx").unlink(), "model.onnx is missing"),
+    (lambda d: (d / "model.onnx").write_bytes((d / "model.onnx").read_bytes()[:-10]),
+     "model.onnx does not match the SHA-256"),
+    (lambda d: (d / "manifest.json").write_text(re.sub(r'"shape": \[\s*1,\s*3,\s*32,\s*32\s*\]',
+                                                       '"shape": [1, 3, 16, 16]', (d / "manifest.json").read_text())),
+     "failed on the input the manifest describes ([1, 3, 16, 16] float32)"),
 ])
 def test_a_damaged_artifact_is_a_one_line_error(artifacts, tmp_path, damage, message):
     broken = tmp_path / "broken"
@@ -88,6 +95,26 @@ def test_a_damaged_artifact_is_a_one_line_error(artifacts, tmp_path, damage, mes
     result = run(broken, "--target", "host")
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and message in result.output and result.output.count("\n") == 1
+
+
+def test_an_error_is_reported_to_ci_too(artifacts, tmp_path):
+    broken = shutil.copytree(artifacts[0], tmp_path / "broken")
+    (broken / "model.onnx").unlink()
+    result = run(broken, "--target", "host", "--junit", tmp_path / "g.xml", "--markdown", tmp_path / "g.md")
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    suite = ET.parse(tmp_path / "g.xml").getroot().find("testsuite")
+    assert suite.get("errors") == "1" and suite.get("failures") == "0"
+    error = suite.find("testcase").find("error")
+    assert "model.onnx is missing" in error.get("message") and error.get("type") == "EdgenasError"
+    assert (tmp_path / "g.md").read_text().startswith(f"### edgenas gate: ERROR ({broken})")
+
+
+def test_a_report_inside_the_artifact_is_refused(artifacts):
+    before = {p.name: p.read_bytes() for p in artifacts[0].iterdir()}
+    for report in ("--junit", "--markdown"):
+        result = run(artifacts[0], "--target", "host", "--budget-ms", 1000, report, artifacts[0] / "manifest.json")
+        assert result.exit_code == 2 and "would be written into the artifact" in result.output
+    assert {p.name: p.read_bytes() for p in artifacts[0].iterdir()} == before
 
 
 def test_missing_artifact_and_other_target_are_errors(artifacts, tmp_path):
@@ -133,6 +160,8 @@ def test_edgenas_toml_and_the_profile_budget(artifacts, tmp_path, monkeypatch):
     ("[tool.edgenas.gate]\nbudget = 3\n", "tool.edgenas.gate.budget is not a gate setting"),
     ("[tool.edgenas.gate.profiles.host]\nlatency_ms = 0\n", "tool.edgenas.gate.profiles.host.latency_ms = 0"),
     ("[tool.edgenas.gate\n", "is not valid TOML"),
+    ("[tool.edgenas.gate]\ntolerance = inf\n", "tool.edgenas.gate.tolerance = inf must be a number >= 0"),
+    ("[tool.edgenas.gate]\nmax_regression = nan\n", "tool.edgenas.gate.max_regression = nan must be a number"),
 ])
 def test_invalid_configuration_names_the_key(artifacts, tmp_path, text, message):
     (tmp_path / "pyproject.toml").write_text(text)

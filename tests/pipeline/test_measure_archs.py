@@ -1,0 +1,30 @@
+"""`edgenas measure` resumes without duplicating: a network whose measurement was cut short (one runtime stored,
+not the other) gets only the missing runtime on the rerun."""
+import numpy as np
+
+from edgenas.measure.timing import Measurement, Stats, Timing
+from edgenas.pipeline.measure_archs import measure_archs
+from edgenas.spaces import configure
+from edgenas.store import Store
+
+from ..conftest import ARCH
+
+FAST = Timing(warmup_s=0.05, min_repeat_ms=5, min_repeats=5, max_repeats=20, max_seconds=3)
+
+
+def test_a_rerun_measures_only_the_missing_runtime(small, tmp_path):
+    db = tmp_path / "db.sqlite"
+    sp = configure(small, 1)
+    arch = sp.canonical(ARCH)
+    tvm_only = Measurement("tvm", "0.27.0", 2, Stats.of([1.0, 1.0, 1.0], number=3, max_spread=0.05),
+                           np.zeros((1, 10), np.float32))
+    with Store(db) as store:  # what an interrupted run left before the single-transaction recording
+        store.add("host", sp.name, arch, sp.input_shape, {"kind": "llvm"}, tvm_only)
+    run = measure_archs("host", [ARCH], space=small, db=db, runtimes=["tvm", "onnxruntime"], timing=FAST)
+    assert [sorted(k for k in r if k != "arch") for r in run.rows] == [["onnxruntime"]]
+    with Store(db) as store:
+        assert sorted(r.runtime for r in store.records()) == ["onnxruntime", "tvm"]
+    again = measure_archs("host", [ARCH], space=small, db=db, runtimes=["tvm", "onnxruntime"], timing=FAST)
+    assert again.rows == [] and again.skipped == [arch]
+    with Store(db) as store:
+        assert len(list(store.records())) == 2, "a rerun adds no twin"
