@@ -54,7 +54,13 @@ def _tensor(prefix: str, tensor: dict[str, Any]) -> list[str]:
     dtype = np.dtype(tensor["dtype"])
     shape = [int(d) for d in tensor["shape"]]
     macro = f"EDGENAS_{prefix.upper()}"
-    return [
+    record = tensor.get("preprocessing")
+    prepare = [] if record is None else [
+        f"/* {prefix} was trained on: {record['description']}. Prepare data stored that way before running: */",
+        f"#define {macro}_STORED_DTYPE {_c_string(record['dtype'])}",
+        f"#define {macro}_STORED_LAYOUT {_c_string(record['layout'])} /* the network takes NCHW */",
+        f"#define {macro}_SCALE {float(record['scale'])!r}f /* multiply stored values by this */"]
+    return prepare + [
         f"#define {macro}_NAME {_c_string(tensor['name'])}",
         f"#define {macro}_NDIM {len(shape)}",
         f"#define {macro}_SIZE {math.prod(shape)} /* elements */",

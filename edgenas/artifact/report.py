@@ -48,6 +48,8 @@ def summary(report: dict[str, Any], directory: Path) -> str:
         lines.append(f"trained    val {t['val_accuracy']:.2f}%{test} (best epoch {t['best_epoch']} of "
                      f"{t['epochs_run']}; {t['samples']['train']} train / {t['samples']['val']} val samples, "
                      f"{len(t['classes'])} classes)")
+        lines.append(f"input      data stored as for training ({t['preprocessing']['description']}), or the network's "
+                     f"float32 NCHW input: edgenas predict and load(...).predict take both")
     if "accuracy_shots" in r:
         a = r["accuracy_shots"]
         lines.append(f"shots      after {a['epochs']} epochs the pick reaches {a['pick_val_accuracy']:.2f}%, beating "

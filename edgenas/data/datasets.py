@@ -1,11 +1,12 @@
 """The datasets edgenas trains on: `load_dataset` reads an image folder (one sub-folder per class), a `.npz` with
 `x` and `y` arrays, or a folder in CIFAR-10/100's python batch format, into float32 NCHW images (8-bit images
-scaled to [0, 1]) and integer labels, each problem one line naming the file and the fix.
+scaled to [0, 1]) and integer labels, each problem one line naming the file and the fix. What it did to the
+stored data is kept (`Dataset.preprocessing`), so that a deployed model can be given data as it is stored.
 """
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,33 @@ class Dataset:
     classes: tuple[str, ...]
     source: str  # what was read, for the report
     test: tuple[np.ndarray, np.ndarray] | None = None  # a held-out split the format itself provides
+    # how the stored data became x: {"dtype": stored dtype, "layout": NCHW | NHWC | NHW, "scale": multiplier,
+    # "description": in words}; `preprocess` applies it to more data stored the same way
+    preprocessing: dict = field(default_factory=lambda: preprocessing("float32", "NCHW", 1.0))
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.x.shape[1:])
+
+
+def preprocessing(dtype: str, layout: str, scale: float, extra: str = "") -> dict:
+    """The record of what was done to stored data of `dtype` in `layout`: multiplied by `scale`, made NCHW."""
+    steps = [f"{dtype} data in {layout}"] + ([f"times {scale:.6g} (1/255)" if scale == 1 / 255 else
+                                             f"times {scale:.6g}"] if scale != 1.0 else [])
+    steps += {"NHWC": ["transposed to NCHW"], "NHW": ["given one channel (N x 1 x H x W)"]}.get(layout, [])
+    return {"dtype": dtype, "layout": layout, "scale": scale,
+            "description": ", ".join(([extra] if extra else []) + steps) + ", as float32"}
+
+
+def preprocess(raw: np.ndarray, record: dict) -> np.ndarray:
+    """Data stored as the training data was (`record`, a `Dataset.preprocessing`) made into the network's input:
+    float32, scaled, NCHW."""
+    x = np.asarray(raw).astype(np.float32) * np.float32(record["scale"])
+    if record["layout"] == "NHWC":
+        x = x.transpose(0, 3, 1, 2)
+    elif record["layout"] == "NHW":
+        x = x[:, None]
+    return np.ascontiguousarray(x)
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -54,7 +78,8 @@ def _load_npz(path: Path) -> Dataset:
             x, y = f["x"], f["y"]
     except (OSError, ValueError) as e:
         raise EdgenasError(f"cannot read {path} as .npz ({e}); save it with numpy.savez(path, x=..., y=...)") from None
-    return Dataset(_to_nchw(x, path), *_labels(y, path), source=f"npz {path}")
+    images, record = _to_nchw(x, path)
+    return Dataset(images, *_labels(y, path), source=f"npz {path}", preprocessing=record)
 
 
 def _load_cifar(path: Path) -> Dataset:
@@ -85,7 +110,8 @@ def _load_cifar(path: Path) -> Dataset:
         with open(meta, "rb") as fh:
             d = pickle.load(fh, encoding="bytes")
         classes = tuple(n.decode() for n in d[b"label_names" if cifar10 else b"fine_label_names"])
-    return Dataset(x, y, classes, f"{'cifar10' if cifar10 else 'cifar100'} {path}", test)
+    return Dataset(x, y, classes, f"{'cifar10' if cifar10 else 'cifar100'} {path}", test,
+                   preprocessing("uint8", "NCHW", 1 / 255, "CIFAR python batch rows reshaped to N x 3 x 32 x 32"))
 
 
 def _load_image_folder(path: Path) -> Dataset:
@@ -110,25 +136,27 @@ def _load_image_folder(path: Path) -> Dataset:
     x = np.stack([np.asarray(im.convert(mode).resize(size), dtype=np.float32) / 255.0 for im in images])
     resized = sum(im.size != size for im in images)
     source = f"image folder {path}" + (f" ({resized} images resized to {size[0]}x{size[1]})" if resized else "")
-    return Dataset(_to_nchw(x, path), np.array([c for _, c in files], dtype=np.int64),
-                   tuple(d.name for d in folders), source)
+    images, _ = _to_nchw(x, path)
+    decoded = f"image files decoded as {mode}, resized to {size[0]}x{size[1]}, uint8 pixels"
+    return Dataset(images, np.array([c for _, c in files], dtype=np.int64), tuple(d.name for d in folders), source,
+                   preprocessing=preprocessing("uint8", "NHWC", 1 / 255, decoded) | {"image_mode": mode})
 
 
-def _to_nchw(x: np.ndarray, path: Path) -> np.ndarray:
-    """Images as float32 N x C x H x W: N x H x W gets one channel, N x H x W x C (C of 1, 3 or 4) is
-    transposed; 8-bit integers are scaled to [0, 1]."""
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255.0
+def _to_nchw(x: np.ndarray, path: Path) -> tuple[np.ndarray, dict]:
+    """Images as float32 N x C x H x W, and the record of how: N x H x W gets one channel, N x H x W x C (C of 1, 3
+    or 4) is transposed; 8-bit integers are scaled to [0, 1]."""
     if not np.issubdtype(x.dtype, np.number):
         raise EdgenasError(f"{path}: x has dtype {x.dtype}; images must be numbers")
-    x = np.asarray(x, dtype=np.float32)
     if x.ndim == 3:
-        x = x[:, None]
+        layout = "NHW"
     elif x.ndim == 4 and x.shape[1] not in (1, 3, 4) and x.shape[3] in (1, 3, 4):
-        x = x.transpose(0, 3, 1, 2)
-    elif x.ndim != 4:
+        layout = "NHWC"
+    elif x.ndim == 4:
+        layout = "NCHW"
+    else:
         raise EdgenasError(f"{path}: x has shape {x.shape}; images must be N x H x W, N x C x H x W or N x H x W x C")
-    return np.ascontiguousarray(x)
+    record = preprocessing(x.dtype.name, layout, 1 / 255 if x.dtype == np.uint8 else 1.0)
+    return preprocess(x, record), record
 
 
 def _labels(y: np.ndarray, path: Path) -> tuple[np.ndarray, tuple[str, ...]]:

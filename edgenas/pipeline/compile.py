@@ -92,7 +92,7 @@ def _compile_into(profile: Profile, arch: str, out_dir: Path, space: str | Searc
 
 def training_report(data: Dataset, trained: TrainResult, epochs: int, seed: int) -> dict[str, Any]:
     return {"data": data.source, "classes": list(data.classes), "image_shape": list(data.image_shape),
-            "max_epochs": epochs, "seed": seed, **trained.as_dict()}
+            "preprocessing": data.preprocessing, "max_epochs": epochs, "seed": seed, **trained.as_dict()}
 
 
 def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict[str, Any], budget: Budget) -> Artifact:
@@ -109,7 +109,8 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
         "runtime": profile.runtime,
         "target": {"name": b.target.name, "machine": b.target.machine, "device": b.target.device,
                    "tvm": b.target.tvm, "host": b.target.host},
-        "inputs": [{"name": INPUT_NAME, "shape": list(b.onnx.input_shape), "dtype": "float32"}],
+        "inputs": [{"name": INPUT_NAME, "shape": list(b.onnx.input_shape), "dtype": "float32",
+                    **({"preprocessing": extra["training"]["preprocessing"]} if "training" in extra else {})}],
         "outputs": [{"name": OUTPUT_NAME, "shape": list(b.onnx.output_shape), "dtype": "float32",
                      **({"classes": extra["training"]["classes"]} if "training" in extra else {})}],
         "versions": _versions(),

@@ -31,7 +31,8 @@ def test_predict_matches_pytorch(model, small):
 
 
 def test_bad_input(model):
-    with pytest.raises(EdgenasError, match=r"input has shape \(1, 3, 16, 16\), the model takes \(1, 3, 32, 32\); "):
+    with pytest.raises(EdgenasError,
+                       match=r"input has shape \(1, 3, 16, 16\), the model takes \(1, 3, 32, 32\) float32; "):
         model.predict(np.zeros((1, 3, 16, 16), np.float32))
     with pytest.raises(EdgenasError, match=r"input has dtype float64, the model takes float32; .*astype"):
         model.predict(np.zeros((1, 3, 32, 32)))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from edgenas.data.datasets import load_dataset
+import edgenas
+from edgenas.data.datasets import load_dataset, preprocess
 from edgenas.data.train import split, train
 from edgenas.errors import EdgenasError
 
@@ -32,8 +33,13 @@ def test_npz_layouts_and_labels(tmp_path):
     assert d.x.shape == (6, 3, 8, 8) and d.x.dtype == np.float32 and d.x.max() <= 1.0
     np.testing.assert_allclose(d.x[2, 1], nhwc[2, :, :, 1] / 255.0)  # transposed, not reshaped
     assert d.classes == ("cat", "dog") and d.y.tolist() == [0, 1] * 3
+    assert (d.preprocessing["dtype"], d.preprocessing["layout"], d.preprocessing["scale"]) == ("uint8", "NHWC", 1 / 255)
+    assert d.preprocessing["description"] == \
+        "uint8 data in NHWC, times 0.00392157 (1/255), transposed to NCHW, as float32"
+    np.testing.assert_array_equal(preprocess(nhwc, d.preprocessing), d.x)  # more data stored so: prepared alike
     np.savez(tmp_path / "b.npz", x=rng.random((4, 8, 8)), y=[0, 1, 0, 1])
-    assert load_dataset(tmp_path / "b.npz").image_shape == (1, 8, 8)
+    b = load_dataset(tmp_path / "b.npz")
+    assert b.image_shape == (1, 8, 8) and (b.preprocessing["layout"], b.preprocessing["scale"]) == ("NHW", 1.0)
 
 
 def test_image_folder(tmp_path):
@@ -48,6 +54,8 @@ def test_image_folder(tmp_path):
     d = load_dataset(tmp_path)
     assert d.x.shape == (7, 3, 12, 12) and d.classes == ("ants", "bees") and d.y.tolist() == [0, 0, 0, 1, 1, 1, 1]
     assert "1 images resized to 12x12" in d.source
+    assert d.preprocessing["description"].startswith("image files decoded as RGB, resized to 12x12, uint8 pixels")
+    assert d.preprocessing["layout"] == "NHWC" and d.preprocessing["image_mode"] == "RGB"
     (tmp_path / "bees" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(EdgenasError, match="cannot read image .*broken.png"):
         load_dataset(tmp_path)
@@ -148,6 +156,12 @@ def test_compile_with_data_compiles_the_trained_weights(digits, small, tmp_path)
     assert t["val_accuracy"] > 80 and t["samples"] == {"train": 1438, "val": 359} and len(t["classes"]) == 10
     assert art.manifest["inputs"][0]["shape"] == [1, 1, 8, 8]
     assert art.manifest["outputs"][0]["classes"] == [str(c) for c in range(10)]
+    assert art.manifest["inputs"][0]["preprocessing"]["layout"] == "NHW"  # the digits are stored N x 8 x 8
+    assert '#define EDGENAS_INPUT0_STORED_LAYOUT "NHW"' in (tmp_path / "model.h").read_text()
+    model = edgenas.load(tmp_path)
+    assert model.stored_input() == ((1, 8, 8), "float32")
+    stored = np.load(digits)["x"][:1]
+    np.testing.assert_array_equal(model.predict(stored), model.predict(stored[:, None]))
     # The compiled library classifies real digits as well as the trained network does.
     data = load_dataset(digits)
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(tmp_path / "model.so")), tvm.cpu())
