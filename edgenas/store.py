@@ -52,6 +52,12 @@ MIGRATIONS = [
     """
     ALTER TABLE measurements ADD COLUMN device TEXT NOT NULL DEFAULT 'local';
     """,
+    # v3: how busy other processes kept the machine while it timed (cores), and whether that was too much: a
+    # measurement taken under load is kept, flagged, and not used as support
+    """
+    ALTER TABLE measurements ADD COLUMN other_cores REAL;
+    ALTER TABLE measurements ADD COLUMN under_load INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 IMPORTED = "imported"  # the device (and machine) of a latency measured elsewhere and imported from a file
@@ -92,6 +98,7 @@ class Record:
     stable: bool
     machine: str
     device: str
+    under_load: bool
 
 
 class Store:
@@ -121,7 +128,8 @@ class Store:
                 raise EdgenasError(f"{self.path} is read-only and has an older store schema, which edgenas cannot "
                                    f"migrate there; make it writable once, or pass another file with --db")
         except sqlite3.DatabaseError as e:
-            raise EdgenasError(f"{self.path} is not a usable edgenas store ({e}); pass another file with --db") from None
+            raise EdgenasError(f"{self.path} is not a usable edgenas store ({e}); pass another file with --db") \
+                from None
         except OSError as e:
             raise EdgenasError(f"cannot create the store at {self.path} ({e.strerror}); pass a writable path "
                                f"with --db") from None
@@ -183,7 +191,8 @@ class Store:
             mean_ms=m.stats.mean_ms, std_ms=m.stats.std_ms, spread=m.stats.spread, repeats=m.stats.repeats,
             number=m.stats.number, stable=int(m.stats.stable), target=json.dumps(target, sort_keys=True),
             tvm_version=tvm.__version__, runtime_version=m.runtime_version, machine=digest,
-            machine_facts=json.dumps(facts, sort_keys=True), device=m.device) for m in measurements])
+            machine_facts=json.dumps(facts, sort_keys=True), device=m.device, other_cores=m.other_cores,
+            under_load=int(m.under_load)) for m in measurements])
 
     def add_imported(self, profile: str, runtime: str, space: str, input_shape: tuple[int, ...],
                      target: dict[str, Any], latencies: dict[str, float], source: str) -> list[int]:
@@ -219,20 +228,21 @@ class Store:
                 where.append(f"{column} = ?")
                 args.append(value)
         sql = ("SELECT id, created_at, profile, runtime, space, arch, input_shape, threads, p50_ms, p90_ms, min_ms, "
-               "stable, machine, device FROM measurements")
+               "stable, machine, device, under_load FROM measurements")
         if where:
             sql += " WHERE " + " AND ".join(where)
         for row in self.db.execute(sql + " ORDER BY id", args):
             values = list(row)
             values[6] = tuple(json.loads(values[6]))
-            values[11] = bool(values[11])
+            values[11], values[14] = bool(values[11]), bool(values[14])
             yield Record(*values)
 
     def counts(self) -> list[dict[str, Any]]:
-        """One row per (profile, runtime, space, device): how many measurements, how many unstable, the newest."""
-        sql = ("SELECT profile, runtime, space, device, COUNT(*), SUM(stable = 0), MAX(created_at) FROM measurements "
-               "GROUP BY profile, runtime, space, device ORDER BY profile, runtime, space, device")
-        keys = ("profile", "runtime", "space", "device", "count", "unstable", "newest")
+        """One row per (profile, runtime, space, device): how many measurements, how many unstable, how many taken
+        under load, the newest."""
+        sql = ("SELECT profile, runtime, space, device, COUNT(*), SUM(stable = 0), SUM(under_load), MAX(created_at) "
+               "FROM measurements GROUP BY profile, runtime, space, device ORDER BY profile, runtime, space, device")
+        keys = ("profile", "runtime", "space", "device", "count", "unstable", "under_load", "newest")
         return [dict(zip(keys, row)) for row in self.db.execute(sql)]
 
     def remove(self, profile: str, device: str | None = None, unstable: bool = False,
@@ -279,9 +289,10 @@ class Store:
 
     def latest(self, profile: str, space: str, input_shape: tuple[int, ...], runtime: str = "tvm") -> dict[str, float]:
         """The newest p50 (ms) of each architecture measured for `profile` on `runtime` with this input shape:
-        what the store knows of the device, wherever it was measured (here, or on any device of its fleet)."""
+        what the store knows of the device, wherever it was measured (here, or on any device of its fleet).
+        Measurements taken under load are left out: they are suspect until measured again."""
         return {r.arch: r.p50_ms for r in self.records(profile=profile, runtime=runtime, space=space)
-                if r.input_shape == tuple(input_shape)}
+                if r.input_shape == tuple(input_shape) and not r.under_load}
 
 
 @dataclass(frozen=True)

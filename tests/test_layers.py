@@ -8,10 +8,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "edgenas"
-# Lowest first. The ground: the error type, the progress bar, what this machine is, the [mobile] extra, how a model
-# file runs; then the data path; then what runs it (pipeline), judges it (gate), benchmarks it (bench), the CLI.
-LAYERS = ("errors", "console", "host", "mobile", "runtimes", "device", "spaces", "data", "nas", "compiler", "measure",
-          "store", "artifact", "pipeline", "gate", "bench", "cli", "__main__")
+# Lowest first. The ground: the error type, what Ctrl-C undoes, the progress bar, what this machine is, the [mobile]
+# extra, how a model file runs; then the data path; then what runs it (pipeline), judges it (gate), benchmarks it
+# (bench), the CLI.
+LAYERS = ("errors", "interrupt", "console", "host", "mobile", "runtimes", "device", "spaces", "data", "nas",
+          "compiler", "measure", "store", "artifact", "pipeline", "gate", "bench", "cli", "__main__")
 
 
 def module_name(path: Path) -> str:

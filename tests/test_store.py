@@ -83,12 +83,14 @@ def test_a_crash_loses_nothing_already_written(tmp_path):
 
 
 def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_rows(tmp_path):
-    """v1 files (before measurements named their device) open as v2: old rows were taken on this machine."""
+    """v1 files (before measurements named their device and the machine's load) open as the newest schema: old
+    rows were taken on this machine, with their load unknown (not flagged)."""
     path = tmp_path / "v1.sqlite"
     with Store(path) as store:
         store.add("host", "nb201", ARCH, (1, 3, 32, 32), {}, fake_measurement(2.0))
     db = sqlite3.connect(path)
-    cols = [r[1] for r in db.execute("PRAGMA table_info(measurements)") if r[1] not in ("id", "device")]
+    cols = [r[1] for r in db.execute("PRAGMA table_info(measurements)")
+            if r[1] not in ("id", "device", "other_cores", "under_load")]
     db.executescript(f"CREATE TABLE old AS SELECT {', '.join(cols)} FROM measurements; DROP TABLE measurements;"
                      + MIGRATIONS[0] + f"; INSERT INTO measurements ({', '.join(cols)}) SELECT * FROM old; "
                      "DROP TABLE old; PRAGMA user_version = 1;")
@@ -98,9 +100,9 @@ def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_rows(tmp_path):
         remote = Measurement("tvm", "0.27.0", 1, fake_measurement(3.0).stats, None, device="10.0.0.7:9090")
         store.add("board", "nb201", ARCH, (1, 3, 32, 32), {}, remote)
         devices = [r.device for r in store.records()]
-    assert (record.arch, record.p50_ms, record.device) == (ARCH, 2.0, "local")
+    assert (record.arch, record.p50_ms, record.device, record.under_load) == (ARCH, 2.0, "local", False)
     assert devices == ["local", "10.0.0.7:9090"]
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def test_latest_is_the_newest_measurement_of_each_arch_at_the_input_shape(tmp_path):
@@ -247,3 +249,13 @@ def test_store_upkeep_on_the_command_line(tmp_path):
     assert run("vacuum").exit_code == 0
     with Store(path) as store:
         assert [r.p50_ms for r in store.records()] == [5.0]
+
+
+def test_a_measurement_under_load_is_kept_but_not_support(tmp_path):
+    loaded = Measurement("tvm", "0.27.0", 2, fake_measurement(9.0).stats, None, other_cores=1.6, under_load=True)
+    with Store(tmp_path / "db.sqlite") as store:
+        store.add("host", "nb201", ARCH, (1, 3, 32, 32), {}, fake_measurement(5.0))
+        store.add("host", "nb201", ARCH, (1, 3, 32, 32), {}, loaded)
+        assert store.latest("host", "nb201", (1, 3, 32, 32)) == {ARCH: 5.0}, "the loaded one is newer, not used"
+        assert [r.under_load for r in store.records()] == [False, True]
+        assert [(g["count"], g["under_load"]) for g in store.counts()] == [(2, 1)]

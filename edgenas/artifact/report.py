@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections import Counter
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,32 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
     write_html(report, out_dir)
 
 
+def _database_name(path: str) -> str:
+    return f"shipped ({Path(path).name})" if Path(path).parent == SHIPPED_DATABASES else f"from {path}"
+
+
+def budget_verdicts(report: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """Each budget judged: (latency_ms | memory_mb, met, in words with 'MISSED' where the artifact breaks it)."""
+    out = []
+    budgets, costs = report.get("budgets", {}), report["costs"]
+    if "latency_ms" in budgets and "fits_latency_budget" in report:
+        ms, met = report["latency_ms"][report["runtime"]]["p50_ms"], report["fits_latency_budget"]
+        out.append(("latency_ms", met, f"latency {budgets['latency_ms']:g} ms: {'met' if met else 'MISSED'} "
+                                       f"({report['runtime']} p50 {ms:.3f} ms)"))
+    if "memory_mb" in budgets:
+        met = report["fits_memory_budget"]
+        out.append(("memory_mb", met, f"memory {budgets['memory_mb']:g} MB: {'met' if met else 'MISSED'} "
+                                      f"(weights + peak activations {costs['memory_mb']:.3f} MB)"))
+    return out
+
+
 def summary(report: dict[str, Any], directory: Path) -> str:
     """What `edgenas compile` prints of the artifact in `directory`: its files, costs, training, compilation,
     latencies and search candidates, a line each."""
     r = report
     lines = []
-    files = "model.onnx, model.so, " + ("model.tflite, " if (r.get("litert") or {}).get("file") else "")
-    lines.append(f"artifact   {directory}/  ({files}manifest.json, report.json, report.html)")
+    files = sorted(p.name for p in Path(directory).iterdir() if p.is_file()) if Path(directory).is_dir() else []
+    lines.append(f"artifact   {directory}/  ({', '.join(files)})")
     lines.append(f"arch       {r['arch']}")
     c = r["costs"]
     lines.append(f"costs      {c['mflops']:.1f} MFLOPs, {c['params'] / 1e6:.3f} M params, "
@@ -64,7 +84,10 @@ def summary(report: dict[str, Any], directory: Path) -> str:
             how += f"; edgenas tune --target {r['profile']}{' --data DATA' if 'training' in r else ''} tunes them"
     else:
         how = "all tuned"
-    if comp["tuning_db"] and Path(comp["tuning_db"]).parent == SHIPPED_DATABASES:
+    origins = Counter(comp.get("schedule_from", {}).values())
+    if len(origins) > 1:  # the user's records first, the shipped ones for the workloads they lack
+        how += "; schedules from " + ", ".join(f"{n} {_database_name(db)}" for db, n in origins.items())
+    elif comp["tuning_db"] and Path(comp["tuning_db"]).parent == SHIPPED_DATABASES:
         how += f"; from the database shipped for {Path(comp['tuning_db']).name}, edgenas tune --target " \
                f"{r['profile']} tunes for this CPU"
     lines.append(f"compiled   {comp['kernels']} kernels in {comp['seconds']:.1f} s ({how})")
@@ -80,12 +103,16 @@ def summary(report: dict[str, Any], directory: Path) -> str:
                      f"{low:.3f}-{high:.3f} ms) for the budget {search['latency_budget_ms']:g} ms; measure the device "
                      f"to verify")
     for runtime, s in r["latency_ms"].items():
-        flag = "" if s["stable"] else "  (unstable: spread above 5%)"
+        flag = ("" if s["stable"] else "  (unstable: spread above 5%)") + (
+            f"  (UNDER LOAD: other processes kept {s['other_cores']:.1f} cores busy; not used as support until "
+            f"measured again)" if s.get("under_load") else "")
         lines.append(f"latency    {runtime:<12} p50 {s['p50_ms']:.3f} ms  p90 {s['p90_ms']:.3f} ms  "
                      f"min {s['min_ms']:.3f} ms  ({s['repeats']}x{s['number']} runs, {s['threads']} threads, "
                      f"{s['where']}){flag}")
     if "tvm_vs_onnxruntime" in r:
         lines.append(f"ratio      tvm / onnxruntime = {r['tvm_vs_onnxruntime']:.2f}")
+    for _, _, verdict in budget_verdicts(r):
+        lines.append(f"budget     {verdict}")
     lite = r.get("litert")
     if lite and "missing" in lite:
         lines.append(f"litert     {lite['missing']}")

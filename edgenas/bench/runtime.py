@@ -19,6 +19,7 @@ from .. import host, mobile
 from ..compiler.export import check_output
 from ..device.profile import PROFILES
 from ..errors import EdgenasError
+from ..measure.machine import exclusive
 from ..measure.timing import Timing, time_interleaved
 from ..pipeline.build import build, model_file
 from ..runtimes import RUNTIMES, Session
@@ -112,7 +113,8 @@ def time_runtimes(b, model, threads: int, timing: Timing) -> dict[str, Any]:
     sessions = {"tvm": session("tvm"), "onnxruntime": session("onnxruntime"),
                 "pytorch": pytorch_session(model, x, threads), **({"litert": session("litert")} if b.tflite else {})}
     errors = {n: check_output(f"{n} ({b.arch})", s.output, expected) for n, s in sessions.items()}
-    stats = time_interleaved({n: s.run for n, s in sessions.items()}, timing)
+    with exclusive():
+        stats = time_interleaved({n: s.run for n, s in sessions.items()}, timing)
     base = stats["onnxruntime"].p50_ms
     return {"runtimes": {n: {**stats[n].as_dict(), "version": sessions[n].version,
                              "max_abs_error_vs_pytorch": errors[n],

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
+from .. import __version__, interrupt
 from ..device.profile import PROFILES
 from ..device.target import TARGETS
 from ..errors import EdgenasError
 from . import bench, catalog, compile, fleet, gate, measure, meta_train, predict, store, tune
-from .shell import Cli, UserError
+from .shell import Cli, UserError, with_verbosity
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,8 +31,11 @@ def cli(profile_dirs, target_dirs):
 
 for _command in (compile.command, gate.command, tune.command, measure.command, fleet.group, meta_train.command,
                  store.group, bench.group, predict.command, catalog.profiles, catalog.targets, catalog.arch):
+    with_verbosity(_command)
     cli.add_command(_command)
 
 
 def main() -> None:
+    """The `edgenas` command: Ctrl-C leaves at once (exit 130), then the group runs."""
+    interrupt.install()
     cli(prog_name="edgenas")

@@ -3,13 +3,14 @@ targets and architectures."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import click
 
 from ..device.profile import PROFILES
 from ..device.target import TARGETS
 from ..spaces import get_space
-from .shell import space_option
+from .shell import json_option, space_option
 
 
 @click.group("profiles")
@@ -18,7 +19,12 @@ def profiles():
 
 
 @profiles.command("list")
-def profiles_list():
+@json_option("Print every profile (as `profiles show` does) as one JSON list.")
+def profiles_list(as_json):
+    """Every profile: name, kind, target, runtime, how it is measured, description."""
+    if as_json:
+        click.echo(json.dumps([PROFILES.get(name).describe() for name in PROFILES.names()], indent=2))
+        return
     for name in PROFILES.names():
         click.echo(PROFILES.get(name).summary())
 
@@ -35,7 +41,12 @@ def targets():
 
 
 @targets.command("list")
-def targets_list():
+@json_option("Print every target as one JSON list.")
+def targets_list(as_json):
+    """Every compilation target: name, machine, device, description."""
+    if as_json:
+        click.echo(json.dumps([asdict(TARGETS.get(name)) for name in TARGETS.names()], indent=2))
+        return
     for name in TARGETS.names():
         click.echo(TARGETS.get(name).summary())
 

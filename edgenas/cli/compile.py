@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -14,9 +15,10 @@ from .shell import Finite, UserError, json_option, log, profile_option, space_op
 @profile_option
 @click.option("--arch", "-a", default=None, help="Architecture string; without it, one is generated for the budget.")
 @click.option("--latency-ms", type=Finite(min=0, min_open=True), default=None,
-              help="Latency budget for a generated architecture [default: the profile's].")
+              help="Latency budget: a generated architecture fits it; --arch is judged against it (exit 1 when "
+                   "missed) [default: the profile's].")
 @click.option("--memory-mb", type=Finite(min=0, min_open=True), default=None,
-              help="Memory budget (weights + peak activations) [default: the profile's].")
+              help="Memory budget (weights + peak activations), like --latency-ms [default: the profile's].")
 @click.option("--measurements", default=6, show_default=True, type=click.IntRange(min=1),
               help="New device measurements a generation may spend.")
 @click.option("--output", "-o", type=click.Path(), default=None, help="Artifact directory [default: out/PROFILE].")
@@ -40,7 +42,7 @@ from .shell import Finite, UserError, json_option, log, profile_option, space_op
 def command(profile, arch, latency_ms, memory_mb, measurements, output, force, space, db, tuning_db, no_measure,
             data, epochs, accuracy_shots, shot_epochs, as_json):
     """Compile ARCH, or the best architecture generated for the budgets, into a measured artifact."""
-    from ..artifact.report import summary
+    from ..artifact.report import budget_verdicts, summary
     from ..pipeline.budget import compile_for_budget
     from ..pipeline.compile import compile_artifact
 
@@ -49,7 +51,8 @@ def command(profile, arch, latency_ms, memory_mb, measurements, output, force, s
         if accuracy_shots:
             raise UserError("--accuracy-shots conditions a generated architecture; leave out --arch")
         art = compile_artifact(profile, arch, out, space=space, db=db, measure_latency=not no_measure,
-                               tuning_db=tuning_db, data=data, epochs=epochs, log=log, force=force)
+                               tuning_db=tuning_db, data=data, epochs=epochs, log=log, force=force,
+                               latency_ms=latency_ms, memory_mb=memory_mb)
     else:
         if no_measure:
             raise UserError("--no-measure needs --arch: a generated architecture is verified by measuring it")
@@ -58,3 +61,8 @@ def command(profile, arch, latency_ms, memory_mb, measurements, output, force, s
                                  epochs=epochs, accuracy_shots=accuracy_shots, shot_epochs=shot_epochs,
                                  force=force)
     click.echo(json.dumps(art.report, indent=2) if as_json else summary(art.report, art.directory))
+    given = {"latency_ms": latency_ms, "memory_mb": memory_mb}
+    missed = [text for name, met, text in budget_verdicts(art.report) if given[name] is not None and not met]
+    if missed:  # like gate: a budget the user gave and the artifact breaks fails the step
+        click.echo(f"over budget: {'; '.join(missed)} (the artifact is written)", err=True)
+        sys.exit(1)

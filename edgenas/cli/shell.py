@@ -3,11 +3,12 @@ stderr, and the options several commands take."""
 from __future__ import annotations
 
 import math
-import os
 import sys
+import traceback
 
 import click
 
+from .. import interrupt
 from ..errors import EdgenasError
 from ..spaces import DEFAULT_SPACE
 
@@ -16,7 +17,8 @@ class UserError(click.ClickException):
     exit_code = 2
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+        line = self.message.replace("\n", " ")  # one line, whatever the message quotes (a file's text, TVM's)
+        click.echo(f"error: {line}", err=True)
 
 
 class Cli(click.Group):
@@ -47,14 +49,13 @@ class Cli(click.Group):
         try:
             return super().invoke(ctx)
         except EdgenasError as e:
+            detail("".join(traceback.format_exc()))  # --verbose: where it was raised, for a bug report
             raise UserError(str(e)) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted; measurements and tuning records already stored are kept", err=True)
+        except KeyboardInterrupt:  # `finally` blocks have run (staging folders gone, RPC sessions closed)
             sys.stdout.flush()
-            sys.stderr.flush()
             # Every store commits each record as it is written, so nothing is lost by leaving at once; a normal
             # exit would wait on (or, in C++, abort under) a build still running in a background thread.
-            os._exit(130)
+            interrupt.leave()
 
 
 class Finite(click.FloatRange):
@@ -69,9 +70,36 @@ class Finite(click.FloatRange):
         return number
 
 
+VERBOSITY = {"level": 1}  # 0: --quiet (errors only), 1: progress, 2: --verbose (also the details)
+
+
 def log(message: str) -> None:
-    """Progress goes to stderr, so that stdout holds only the result (a table, or JSON)."""
-    click.echo(message, err=True)
+    """Progress goes to stderr, so that stdout holds only the result (a table, or JSON); --quiet silences it."""
+    if VERBOSITY["level"] >= 1:
+        click.echo(message, err=True)
+
+
+def detail(message: str) -> None:
+    """What only --verbose shows (the traceback behind an error)."""
+    if VERBOSITY["level"] >= 2:
+        click.echo(message, err=True)
+
+
+def with_verbosity(command: click.Command) -> None:
+    """Give `command` (and every subcommand of a group) --quiet and --verbose."""
+    def set_level(level: int):
+        def callback(ctx, param, value):
+            if value:
+                VERBOSITY["level"] = level
+        return callback
+
+    command.params += [
+        click.Option(["--quiet", "-q"], is_flag=True, expose_value=False, is_eager=True, callback=set_level(0),
+                     help="Print only the result and errors, no progress."),
+        click.Option(["--verbose", "-v"], is_flag=True, expose_value=False, is_eager=True, callback=set_level(2),
+                     help="Also print details (the traceback behind an error, for a bug report).")]
+    for sub in getattr(command, "commands", {}).values():
+        with_verbosity(sub)
 
 
 def names(text: str | None) -> list[str] | None:

@@ -41,7 +41,8 @@ def import_command(file, profile, runtime, space, db):
 @db_option
 @json_option()
 def list_command(db, as_json):
-    """What the store holds: measurements per profile, runtime, space and device, unstable ones counted."""
+    """What the store holds: measurements per profile, runtime, space and device, unstable ones and those taken
+    under load (not used as support) counted."""
     from ..store import Store
 
     with Store(db) as store:
@@ -52,10 +53,11 @@ def list_command(db, as_json):
         return
     click.echo(f"{where}{'' if writable else ' (read-only: nothing can be recorded)'}: "
                f"{sum(r['count'] for r in rows)} measurements")
-    click.echo(f"{'profile':<16} {'runtime':<12} {'space':<8} {'device':<22} {'count':>6} {'unstable':>8}  newest")
+    click.echo(f"{'profile':<16} {'runtime':<12} {'space':<8} {'device':<22} {'count':>6} {'unstable':>8} "
+               f"{'loaded':>6}  newest")
     for r in rows:
         click.echo(f"{r['profile']:<16} {r['runtime']:<12} {r['space']:<8} {r['device']:<22} {r['count']:>6} "
-                   f"{r['unstable']:>8}  {r['newest']}")
+                   f"{r['unstable']:>8} {r['under_load']:>6}  {r['newest']}")
 
 
 @group.command("show")
@@ -64,7 +66,7 @@ def list_command(db, as_json):
 @db_option
 @json_option()
 def show_command(profile, runtime, db, as_json):
-    """Every measurement of one profile, oldest first; unstable ones marked."""
+    """Every measurement of one profile, oldest first; unstable ones and those taken under load marked."""
     from ..store import Store
 
     with Store(db) as store:
@@ -78,8 +80,9 @@ def show_command(profile, runtime, db, as_json):
     click.echo(f"{'id':>6} {'created':<25} {'runtime':<12} {'p50 ms':>9} {'p90 ms':>9} {'device':<22} "
                f"{'stable':<8} arch")
     for r in records:
+        flag = "UNSTABLE" if not r.stable else "LOADED" if r.under_load else "yes"
         click.echo(f"{r.id:>6} {r.created_at:<25} {r.runtime:<12} {r.p50_ms:9.4f} {r.p90_ms:9.4f} {r.device:<22} "
-                   f"{'yes' if r.stable else 'UNSTABLE':<8} {r.arch}")
+                   f"{flag:<8} {r.arch}")
 
 
 @group.command("remove")

@@ -22,7 +22,7 @@ import onnx
 from ..device.target import ResolvedTarget
 from ..errors import EdgenasError
 from .fusion import fuse_elementwise_prologues
-from .tuning_db import default_database, open_fastest
+from .tuning_db import check_given, databases_for, open_fastest
 
 CPU_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "HWIO"]}  # pools and elementwise kernels follow their input
 REPLAY_TOP_K = 4  # records of a workload tried, fastest first, until one replays (the 1st or 2nd, over 333 kernels)
@@ -37,7 +37,8 @@ class CompiledLibrary:
     seconds: float
     tuned: tuple[str, ...] = ()  # kernels scheduled from the tuning database
     fallback: tuple[str, ...] = ()  # kernels with the default (untuned) schedule
-    tuning_db: Path | None = None  # the database used, if any
+    tuning_db: Path | None = None  # the first database drawn from, if any
+    schedule_from: tuple[tuple[str, str], ...] = ()  # (tuned kernel, the database its schedule came from)
 
 
 def lower(onnx_path: str | Path, target: ResolvedTarget):
@@ -59,23 +60,21 @@ def lower(onnx_path: str | Path, target: ResolvedTarget):
 
 def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | Path,
                  tuning_db: str | Path | None = None) -> CompiledLibrary:
-    """Compile the ONNX model at `onnx_path` for `target` and write the library to `out_path`, with the
-    schedules of `tuning_db` (default: `tuning_db.default_database`)."""
+    """Compile the ONNX model at `onnx_path` for `target` and write the library to `out_path`, each kernel with
+    its schedule from the first of `tuning_db.databases_for(target, tuning_db)` that has its workload."""
     import tvm
     from tvm import tirx
 
     start = time.perf_counter()
     mod = lower(onnx_path, target)
-    db_path = Path(tuning_db) if tuning_db else default_database(target)
-    if tuning_db and not db_path.is_dir():
-        raise EdgenasError(f"tuning database {db_path} does not exist; run edgenas tune --db {db_path} first, "
-                           f"or leave --tuning-db out")
-    database = open_fastest(db_path, REPLAY_TOP_K) if db_path else None
+    check_given(tuning_db)
+    paths = databases_for(target, tuning_db)
+    databases = [(str(p), open_fastest(p, REPLAY_TOP_K)) for p in paths]
     tvm_target = target.tvm_target()
-    tuned: tuple[str, ...] = ()
+    sources: dict[str, str] = {}
     with tvm_target:
-        if database is not None:
-            mod, tuned = _apply_database(mod, database, tvm_target)
+        if databases:
+            mod, sources = _apply_databases(mod, databases, tvm_target)
         if target.device == "cuda":
             from tvm.s_tir import dlight as dl
 
@@ -94,43 +93,48 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
     except OSError as e:
         raise EdgenasError(f"cannot write {out_path} ({e.strerror}); choose a writable output directory") from None
     return CompiledLibrary(out_path, target, kernels, _module_kinds(executable.mod), time.perf_counter() - start,
-                           tuned, tuple(k for k in kernels if k not in tuned),
-                           db_path if database is not None else None)
+                           tuple(sorted(sources)), tuple(k for k in kernels if k not in sources),
+                           paths[0] if paths else None, tuple(sorted(sources.items())))
 
 
-def _apply_database(mod, database, tvm_target):
-    """Replace each kernel's default schedule by the best one in `database` for its workload, where there is
-    one that applies; return the module and the names of the tuned kernels. The database matches a kernel by
-    its anchor block (e.g. the convolution), so a record tuned with one fused epilogue is replayed on
-    another. A kernel on which none of its workload's best records replays keeps its default schedule, as
-    does a kernel with no record (MetaScheduleApplyDatabase would fail the whole module instead)."""
-    from tvm import s_tir, tirx
+def _apply_databases(mod, databases: list[tuple[str, object]], tvm_target):
+    """Replace each kernel's default schedule by the best one for its workload in the first of `databases`
+    (name, database) that has one that applies; return the module and, per tuned kernel, the name of the
+    database its schedule came from. A database matches a kernel by its anchor block (e.g. the convolution),
+    so a record tuned with one fused epilogue is replayed on another. A kernel on which none of its workload's
+    best records replays keeps its default schedule, as does a kernel with no record
+    (MetaScheduleApplyDatabase would fail the whole module instead)."""
+    from tvm import tirx
     from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
 
-    tuned = []
+    sources = {}
     for gv, func in list(mod.functions.items()):
         if not isinstance(func, tirx.PrimFunc) or (func.attrs and func.attrs.get("tirx.is_scheduled")):
             continue
         one = _normalize_mod(func)
-        if not database.has_workload(one):
-            continue
-        sch = None
-        for record in database.get_top_k(database.commit_workload(one), REPLAY_TOP_K):  # fastest first
-            for replay in (_replay_trace, _replay_on_anchor):  # the same blocks; or the anchor, the rest inlined
-                try:
-                    sch = replay(s_tir.Schedule(one), record.trace, tvm_target)
-                    break
-                except Exception:  # noqa: BLE001  (TVM's error when a trace does not replay on this kernel)
-                    continue
+        for name, database in databases:
+            sch = _replayed(one, database, tvm_target) if database.has_workload(one) else None
             if sch is not None:
+                new = sch.mod["main"].with_attr("tirx.is_scheduled", True)
+                symbol = func.attrs.get("global_symbol") if func.attrs else None
+                mod[gv] = new.with_attr("global_symbol", symbol) if symbol else new.without_attr("global_symbol")
+                sources[gv.name_hint] = name
                 break
-        if sch is None:
-            continue
-        new = sch.mod["main"].with_attr("tirx.is_scheduled", True)
-        symbol = func.attrs.get("global_symbol") if func.attrs else None
-        mod[gv] = new.with_attr("global_symbol", symbol) if symbol else new.without_attr("global_symbol")
-        tuned.append(gv.name_hint)
-    return mod, tuple(sorted(tuned))
+    return mod, sources
+
+
+def _replayed(one, database, tvm_target):
+    """The schedule of the kernel module `one` by the fastest of its workload's records in `database` that
+    replays on it, or None."""
+    from tvm import s_tir
+
+    for record in database.get_top_k(database.commit_workload(one), REPLAY_TOP_K):  # fastest first
+        for replay in (_replay_trace, _replay_on_anchor):  # the same blocks; or the anchor, the rest inlined
+            try:
+                return replay(s_tir.Schedule(one), record.trace, tvm_target)
+            except Exception:  # noqa: BLE001  (TVM's error when a trace does not replay on this kernel)
+                continue
+    return None
 
 
 def _replay_trace(sch, trace, _target):

@@ -104,6 +104,8 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
     database = open_database(path)
     tvm_target = target.tvm_target()
     start = time.perf_counter()
+    log(f"extracting the tuning tasks of {len(archs)} covering architectures of {sp.name} for {target.name} "
+        f"(each exported and lowered as compile does)")
 
     # 1. The union of the architectures' tasks, deduplicated as the database matches them.
     seen = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
@@ -176,7 +178,9 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
         now = _records(database, mod)
         run = now - have
         progress[key] = {"name": task.task_name, "records": now, "wanted": wanted, "exhausted": now < wanted}
-        progress_file.write_text(json.dumps(progress, indent=1) + "\n")
+        partial = progress_file.with_suffix(".partial")  # whole or not at all: Ctrl-C may come at any moment
+        partial.write_text(json.dumps(progress, indent=1) + "\n")
+        os.replace(partial, progress_file)
         ran += run
         to_run -= budget
         tuned_seconds += time.perf_counter() - t0

@@ -2,9 +2,10 @@
 reading one as `compile` does (each workload's few fastest records).
 
 A database is a directory: by default `<edgenas cache>/tuning/<target>-<hash of the TVM target>`
-(EDGENAS_TUNING_DIR overrides the parent), or the one given. `compile_onnx` uses the target's database
-whenever it exists, else the one shipped with edgenas for the target's instruction set (`SHIPPED_DATABASES`,
-made with `export_database` from a database tuned here), loading each workload's few fastest records
+(EDGENAS_TUNING_DIR overrides the parent), or the one given. `compile_onnx` draws each kernel's schedule from
+the given database or the target's own (made by `edgenas tune` here), and for a workload that one lacks, from
+the database shipped with edgenas for the target's instruction set (`SHIPPED_DATABASES`, made with
+`export_database` from a database tuned here) (`databases_for`), loading each workload's few fastest records
 (`open_fastest`). MetaSchedule's databases do not know their target: keep one per target.
 """
 from __future__ import annotations
@@ -39,18 +40,26 @@ def database_path(target: ResolvedTarget) -> Path:
 SHIPPED_DATABASES = Path(__file__).parent / "tuning"  # databases that ship with edgenas, one per target name
 
 
-def default_database(target: ResolvedTarget) -> Path | None:
-    """The database `compile` uses when none is given: the target's own (made by `edgenas tune` on this
-    machine), else the one shipped for the target's kind of CPU (its records were measured on another CPU of
-    that instruction set: fast here, though tuning here is faster still), else none.
+def check_given(tuning_db: str | Path | None) -> None:
+    """A tuning database the user names must exist (checked before any work is done)."""
+    if tuning_db and not Path(tuning_db).is_dir():
+        raise EdgenasError(f"tuning database {tuning_db} does not exist; run edgenas tune --db {tuning_db} first, "
+                           f"or leave --tuning-db out")
+
+
+def databases_for(target: ResolvedTarget, given: str | Path | None = None) -> list[Path]:
+    """The databases `compile` draws schedules from, in order, per workload: `given` (else the target's own, made
+    by `edgenas tune` on this machine) where it exists, then the one shipped for the target's kind of CPU (its
+    records were measured on another CPU of that instruction set: fast here, though tuning here is faster
+    still). An interrupted `tune` thus leaves no kernel untuned that the shipped database covers.
     EDGENAS_NO_SHIPPED_TUNING=1 leaves the shipped ones out."""
-    own = database_path(target)
-    if own.is_dir():
-        return own
+    first = Path(given) if given else database_path(target)
+    out = [first] if first.is_dir() else []
     shipped = SHIPPED_DATABASES / target.name
-    if target.device == "cpu" and shipped.is_dir() and not os.environ.get("EDGENAS_NO_SHIPPED_TUNING"):
-        return shipped
-    return None
+    if target.device == "cpu" and shipped.is_dir() and not os.environ.get("EDGENAS_NO_SHIPPED_TUNING") \
+            and shipped not in out:
+        out.append(shipped)
+    return out
 
 
 def export_database(source: Path, destination: Path, top_k: int = 8) -> int:
@@ -93,7 +102,8 @@ def _fastest_records(path: Path, top_k: int) -> tuple[str, list[str]]:
     except OSError as e:
         raise EdgenasError(f"cannot read the tuning database {path} ({e.strerror}); run edgenas tune") from None
     timed: dict[int, list[tuple[float, int, str]]] = {}
-    for n, line in enumerate(lines):
+    cut = not (path / RECORDS).read_bytes().endswith(b"\n")  # the last record was cut mid-line by an interrupt
+    for n, line in enumerate(lines[:-1] if cut and lines else lines):
         try:
             workload, (_, run_secs, _, _) = json.loads(line)
             mean = sum(float(s) for s in run_secs) / len(run_secs)
@@ -106,12 +116,25 @@ def _fastest_records(path: Path, top_k: int) -> tuple[str, list[str]]:
     return workloads, [line for _, line in kept]
 
 
+def _drop_partial_line(path: Path) -> None:
+    """Cut the JSON-lines file at `path` back to its last newline, if it ends in the middle of a line."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def open_database(path: Path):
-    """The MetaSchedule JSON database in directory `path` (created when missing)."""
+    """The MetaSchedule JSON database in directory `path` (created when missing), its files first cut back to
+    their last whole line (a run interrupted while it appended a record)."""
     from tvm.s_tir import meta_schedule as ms
 
     try:
         path.mkdir(parents=True, exist_ok=True)
+        for name in (WORKLOADS, RECORDS):
+            _drop_partial_line(path / name)
         return ms.database.JSONDatabase(work_dir=str(path), module_equality=MODULE_EQUALITY)
     except OSError as e:
         raise EdgenasError(f"cannot create the tuning database {path} ({e.strerror}); pass a writable --db") from None

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from ..artifact.manifest import MANIFEST, RECOMPILE, Manifest, read
 from ..device.profile import PROFILES, Profile
 from ..errors import EdgenasError
 from ..measure.fleet import time_remote
+from ..measure.machine import exclusive
 from ..measure.place import measure, place, threads_for
 from ..measure.timing import Measurement, Stats, Timing, time_interleaved
 from ..measure.tracker import Remote
@@ -38,7 +40,8 @@ from .verdict import GateResult, budget_check, regression_check
 def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None = None,
          percentile: float | None = None, tolerance: float | None = None, baseline: str | Path | None = None,
          max_regression: float | None = None, db: str | Path | None = None, junit: str | Path | None = None,
-         markdown: str | Path | None = None, timing: Timing = Timing()) -> GateResult:
+         markdown: str | Path | None = None, timing: Timing = Timing(),
+         log: Callable[[str], None] = lambda _: None) -> GateResult:
     """`edgenas gate`: check, time and judge `artifact` on `profile`; write the JUnit XML / Markdown reports
     asked for. Settings left None come from the configuration found from the current directory up, else the
     profile's budget and the defaults. `db`: also record the measurements there. An error (EdgenasError) is
@@ -52,7 +55,7 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
                                    f"change what its manifest lists); write it outside the artifact")
     try:
         result = _gate(artifact, profile, budget_ms, percentile, tolerance, baseline, max_regression, db, timing,
-                       begin)
+                       begin, log)
     except EdgenasError as e:
         _write_reports(junit_error(str(e), str(artifact), str(getattr(profile, "name", profile)), begin),
                        markdown_error(str(e), str(artifact)), junit, markdown)
@@ -79,7 +82,7 @@ def _write_reports(xml: str, text: str, junit: str | Path | None, markdown: str 
 
 def _gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None, percentile: float | None,
           tolerance: float | None, baseline: str | Path | None, max_regression: float | None, db: str | Path | None,
-          timing: Timing, begin: datetime) -> GateResult:
+          timing: Timing, begin: datetime, log: Callable[[str], None]) -> GateResult:
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     settings, source = gate_settings(profile, Path.cwd(), {"latency_ms": budget_ms, "percentile": percentile,
                                                            "tolerance": tolerance, "max_regression": max_regression})
@@ -91,6 +94,9 @@ def _gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None,
     spec = new.manifest.inputs[0]
     x = np.random.default_rng(0).standard_normal(spec.shape).astype(spec.dtype)
     notes: list[str] = []
+    where = f"rpc {remote.tracker} key {remote.key}" if remote else "this machine"
+    log(f"budget {settings['latency_ms']:g} ms from {source}; timing {new.manifest.directory} on {where}"
+        + (f", interleaved with the baseline {old.manifest.directory}" if old else ""))
     if old is None:
         m = _stable(lambda: _timed(new, x, threads, remote, timing), notes, "the")
         stats, base_stats = m.stats, None
@@ -101,6 +107,7 @@ def _gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None,
     else:
         both = _stable(lambda: _interleaved(new, old, x, threads, remote, timing), notes, "the interleaved")
         stats, base_stats = both["new"], both["baseline"]
+        log(f"measured: artifact p50 {stats.p50_ms:.4f} ms, baseline p50 {base_stats.p50_ms:.4f} ms")
     q = settings["percentile"]
     checks = [budget_check(stats, q, settings["latency_ms"], settings["tolerance"], source)]
     if base_stats is not None:
@@ -172,7 +179,8 @@ def _interleaved(new: _Checked, old: _Checked, x: np.ndarray, threads: int | Non
         with _runs(art, x):
             sessions[name] = tvm.open(art.library, x, threads)
         _check_output(art, sessions[name].output)
-    return time_interleaved({n: s.run for n, s in sessions.items()}, timing)
+    with exclusive():
+        return time_interleaved({n: s.run for n, s in sessions.items()}, timing)
 
 
 def _check_output(artifact: _Checked, output: np.ndarray) -> None:

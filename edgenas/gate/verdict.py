@@ -40,6 +40,14 @@ class GateResult:
     def exit_code(self) -> int:
         return 0 if self.passed else 1
 
+    def as_dict(self) -> dict[str, Any]:
+        """What `edgenas gate --json` prints."""
+        return {"passed": self.passed, "exit_code": self.exit_code, "profile": self.profile,
+                "artifact": str(self.artifact), "percentile": self.percentile, "settings_from": self.settings_from,
+                "checks": [{"name": c.name, "passed": c.passed, "message": c.message, **c.properties}
+                           for c in self.checks],
+                "stats": self.stats.as_dict(), "notes": self.notes, "seconds": round(self.seconds, 3)}
+
     def lines(self) -> list[str]:
         """What `edgenas gate` prints: a line per check, then the notes."""
         return [*(f"{'pass' if c.passed else 'FAIL'}  {c.name:<15} {c.message}" for c in self.checks),

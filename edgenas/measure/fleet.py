@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .. import interrupt
 from ..errors import EdgenasError
 from .timing import Measurement, Timing
 from .tracker import Remote, devices
@@ -138,7 +139,12 @@ class Fleet:
         and call `on_result` once per finished job, in this thread, as results arrive. `on_result` may raise
         EdgenasError to fail the job (say, a wrong output). A job whose device hangs or disconnects is retried
         on another device, `attempts` times in all; a job that fails on a device that is still there, or
-        whose attempts are used up, is reported in `failed`."""
+        whose attempts are used up, is reported in `failed`. Ctrl-C raises in here, so that every RPC session is
+        closed on the way out (`interrupt.raising`)."""
+        with interrupt.raising():
+            return self._run(jobs, on_result)
+
+    def _run(self, jobs: Iterable[Job], on_result: Callable[[Result], None]) -> FleetReport:
         start = time.monotonic()
         servers = devices(self.remote)
         parallel = self.parallel or max(1, len(servers))

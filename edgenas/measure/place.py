@@ -17,6 +17,7 @@ from ..device.target import ResolvedTarget
 from ..errors import EdgenasError
 from ..runtimes import get_runtime
 from .fleet import time_remote
+from .machine import exclusive
 from .timing import Measurement, Timing, time_session
 from .tracker import Remote, devices
 
@@ -65,4 +66,7 @@ def measure(runtime: str, model_path: str | Path, x: np.ndarray, threads: int | 
             raise EdgenasError(f"{runtime} is timed on this machine only; measure the tvm runtime on remote devices")
         return time_remote(remote, [Path(model_path)], x, threads, timing)[0]
     session = rt.open(Path(model_path), x, threads)
-    return Measurement(runtime, session.version, threads, time_session(session.run, timing), session.output)
+    with exclusive() as load:
+        stats = time_session(session.run, timing)
+    return Measurement(runtime, session.version, threads, stats, session.output, other_cores=load.other_cores,
+                       under_load=load.under_load)

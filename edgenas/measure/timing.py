@@ -64,6 +64,8 @@ class Measurement:
     stats: Stats
     output: np.ndarray
     device: str = "local"  # 'local', or the HOST:PORT of the RPC server that timed it
+    other_cores: float | None = None  # cores other processes kept busy meanwhile (local timing; `machine.Load`)
+    under_load: bool = False  # they were too many: the latency is suspect, and not used as support
 
 
 # Idle time between two sessions' repeats, longer than any thread pool's spin-wait: measured here with TVM and

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import mobile
 from ..artifact.manifest import LIBRARY, ONNX, TFLITE
+from ..compiler.tuning_db import check_given
 from ..data.datasets import Dataset, load_dataset
 from ..data.train import train
 from ..device.budget import budget_for
@@ -57,6 +58,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
             raise EdgenasError(f"profile '{profile.name}' deploys LiteRT, so its candidates are timed with it: "
                                f"{mobile.MISSING}")
     target = check_output(out_dir, force)
+    check_given(tuning_db)
     dataset = load_dataset(data) if data is not None else None
     sp = configure(space, profile.batch, dataset)
     trained = shipped(sp)
@@ -94,8 +96,8 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
         def measure_candidate(i: int) -> float:
             work = Path(tmp) / str(i)
             work.mkdir()
-            b = build(profile, archs[i], work, space=sp, seed=seed, tuning_db=tuning_db)
-            built[i] = (b, time_built(b, store))
+            b = build(profile, archs[i], work, space=sp, seed=seed, tuning_db=tuning_db, log=log)
+            built[i] = (b, time_built(b, store, log=log))
             ms = built[i][1][profile.runtime]["p50_ms"]
             verdict = "fits" if budget.fits_latency(ms) else "misses"
             log(f"measured {archs[i]}: {ms:.3f} ms ({verdict} {latency_ms:g} ms)")
@@ -131,7 +133,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
             report["stored_ms"] = round(result.stored_ms, 4)
             log(f"the pick {pick} was measured before: {result.stored_ms:.3f} ms in the store")
         if not profile.measurable:  # a stored measurement fits, or the calibrated 90 % upper bound does
-            b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model)
+            b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model, log=log)
             if not result.verified:
                 report["predicted_ms"] = round(result.predicted_ms, 4)
                 report["predicted_interval_ms"] = [round(v, 4) for v in result.interval_ms]
@@ -145,8 +147,8 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
                                  budget)
             return Artifact(target, art.manifest, art.report)
         if model is not None or result.pick not in built:  # trained weights, or a stored pick: built, measured
-            b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model)
-            latency = time_built(b, store)
+            b = build(profile, pick, out_dir, space=sp, seed=seed, tuning_db=tuning_db, model=model, log=log)
+            latency = time_built(b, store, log=log)
         else:
             b, latency = built[result.pick]
             for name in (ONNX, LIBRARY, *((TFLITE,) if b.tflite else ())):

@@ -4,9 +4,10 @@ is measured, each output checked against PyTorch's and recorded in the store (`t
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .. import host, mobile
 from ..artifact.manifest import LIBRARY, ONNX, TFLITE
@@ -44,33 +45,46 @@ class Built:
 
 
 def build(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace = DEFAULT_SPACE, seed: int = 0,
-          tuning_db: str | Path | None = None, model=None, tflite: bool | None = None) -> Built:
+          tuning_db: str | Path | None = None, model=None, tflite: bool | None = None,
+          log: Callable[[str], None] = lambda _: None) -> Built:
     """Build `arch` for `profile` (or take `model`, e.g. trained weights of it), export it to out_dir/model.onnx
-    and compile it to out_dir/model.so with the schedules of `tuning_db` (default: `tuning_db.default_database`);
-    with `tflite` (default: where the profile ships LiteRT and the [mobile] extra is installed), also convert it
-    to out_dir/model.tflite. `space` is a space name (configured with the profile's batch) or a configured space."""
+    and compile it to out_dir/model.so with the schedules of `tuning_db` (the target's own by default; per
+    workload the shipped database where it has none: `tuning_db.databases_for`); with `tflite` (default: where
+    the profile ships LiteRT and the [mobile] extra is installed), also convert it to out_dir/model.tflite.
+    `space` is a space name (configured with the profile's batch) or a configured space.
+    Each phase is said to `log` as it starts and ends."""
     target = profile.resolved_target()
     sp = configure(space, profile.batch)
     arch = sp.canonical(arch)
     model = sp.build(arch, seed=seed) if model is None else model
+    start = time.perf_counter()
+    log(f"export: {ONNX} (input {list(sp.input_shape)})")
     exported = export_onnx(model, sp.input_shape, out_dir / ONNX)
+    log(f"compile: TVM for {target.name} ({target.tvm.get('mcpu') or target.tvm.get('kind')}), replaying tuned "
+        f"schedules; {time.perf_counter() - start:.1f} s so far")
     library = compile_onnx(exported.path, target, out_dir / LIBRARY, tuning_db=tuning_db)
+    log(f"compiled {len(library.kernels)} kernels in {library.seconds:.1f} s ({len(library.tuned)} tuned, "
+        f"{len(library.fallback)} untuned)")
     if tflite is None:
         tflite = profile.ships_tflite and mobile.available()
+    if tflite:
+        log(f"convert: {TFLITE} (LiteRT)")
     converted = export_tflite(model, exported.reference_input, exported.reference_output, out_dir / TFLITE) \
         if tflite else None
     return Built(out_dir, profile, target, sp, arch, exported, library, converted)
 
 
 def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = None,
-               timing: Timing = Timing()) -> dict[str, Any]:
+               timing: Timing = Timing(), log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Time a built architecture where its profile says (this machine, or a device of an RPC tracker) on each
     runtime (default: tvm and, locally, onnxruntime for reference), check outputs, and record them in `store`
     together, in one transaction: an interrupted run stores all of its runtimes or none."""
     remote = place(b.profile, b.target)
     threads = threads_for(b.profile, b.target, remote)
+    runtimes = list(runtimes or default_runtimes(remote, b.tflite is not None))
+    log(f"measure: {', '.join(runtimes)} on {f'rpc {remote.tracker} key {remote.key}' if remote else 'this machine'}")
     measured = [measure(runtime, model_file(b, runtime), b.onnx.reference_input, threads=threads, timing=timing,
-                        remote=remote) for runtime in runtimes or default_runtimes(remote, b.tflite is not None)]
+                        remote=remote) for runtime in runtimes]
     errors = [check_output(f"{m.runtime} ({b.arch})", m.output, b.onnx.reference_output) for m in measured]
     ids = store.add_all(b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, measured) \
         if store else [None] * len(measured)
@@ -104,7 +118,8 @@ def _entry(m: Measurement, remote: Remote | None, error: float, record_id: int |
     """A measurement as the report lists it."""
     return {**m.stats.as_dict(), "threads": m.threads, "version": m.runtime_version,
             "where": f"rpc {remote.tracker} key {remote.key}" if remote and m.runtime == "tvm" else "this machine",
-            "device": m.device, "max_abs_error_vs_pytorch": error, "store_id": record_id}
+            "device": m.device, "max_abs_error_vs_pytorch": error, "store_id": record_id,
+            "other_cores": None if m.other_cores is None else round(m.other_cores, 3), "under_load": m.under_load}
 
 
 def litert_here(b: Built, store: Store | None, measure_here: bool = True, timing: Timing = Timing()) -> dict[str, Any]:

@@ -16,12 +16,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .. import __version__
+from .. import __version__, interrupt
 from ..artifact.header import c_header
 from ..artifact.manifest import HEADER, LIBRARY, MANIFEST, ONNX, TFLITE
 from ..artifact.manifest import write as write_manifest
 from ..artifact.report import write_report
 from ..compiler.export import INPUT_NAME, OPSET, OUTPUT_NAME
+from ..compiler.tuning_db import check_given
 from ..data.datasets import Dataset, load_dataset
 from ..data.train import TrainResult, train
 from ..device.budget import Budget, budget_for
@@ -43,25 +44,29 @@ class Artifact:
 def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, space: str | SearchSpace = DEFAULT_SPACE,
                      db: str | Path | None = None, measure_latency: bool = True, seed: int = 0,
                      tuning_db: str | Path | None = None, data: str | Path | None = None, epochs: int = 30,
-                     log: Callable[[str], None] = lambda _: None, force: bool = False) -> Artifact:
+                     log: Callable[[str], None] = lambda _: None, force: bool = False,
+                     latency_ms: float | None = None, memory_mb: float | None = None) -> Artifact:
     """`edgenas compile --arch`: write model.onnx, model.so, manifest.json and report.json for `arch`; with
-    `data`, the network is trained on it first and the trained weights are compiled. An artifact already in
-    `out_dir` is replaced only with `force`."""
+    `data`, the network is trained on it first and the trained weights are compiled. The report judges it
+    against `latency_ms` and `memory_mb`, else the profile's budgets. An artifact already in `out_dir` is
+    replaced only with `force`."""
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     if measure_latency and profile.measurable:
         place(profile, profile.resolved_target())
     target = check_output(out_dir, force)
+    check_given(tuning_db)
     if measure_latency and (profile.measurable or profile.ships_tflite):
         with Store(db) as store:
             store.require_writable()
     with staged(target) as staging:
-        art = _compile_into(profile, arch, staging, space, db, measure_latency, seed, tuning_db, data, epochs, log)
+        art = _compile_into(profile, arch, staging, space, db, measure_latency, seed, tuning_db, data, epochs, log,
+                            budget_for(profile, latency_ms, memory_mb))
     return Artifact(target, art.manifest, art.report)
 
 
 def _compile_into(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace, db: str | Path | None,
                   measure_latency: bool, seed: int, tuning_db: str | Path | None, data: str | Path | None,
-                  epochs: int, log: Callable[[str], None]) -> Artifact:
+                  epochs: int, log: Callable[[str], None], budget: Budget) -> Artifact:
     extra: dict[str, Any] = {}
     sp = configure(space, profile.batch)
     if sp.is_degenerate(sp.canonical(arch)):
@@ -76,18 +81,18 @@ def _compile_into(profile: Profile, arch: str, out_dir: Path, space: str | Searc
         trained = train(lambda: space.build(space.canonical(arch), seed=seed), dataset, epochs=epochs, seed=seed,
                         log=log)
         model, extra["training"] = trained.model, training_report(dataset, trained, epochs, seed)
-    b = build(profile, arch, out_dir, space=space, seed=seed, tuning_db=tuning_db, model=model)
+    b = build(profile, arch, out_dir, space=space, seed=seed, tuning_db=tuning_db, model=model, log=log)
     latency: dict[str, Any] = {}
     if measure_latency and (profile.measurable or b.tflite):
         with Store(db) as store:
-            latency = time_built(b, store) if profile.measurable else {}
+            latency = time_built(b, store, log=log) if profile.measurable else {}
             if profile.ships_tflite:
                 extra["litert"] = litert_here(b, store)
     elif profile.ships_tflite:
         extra["litert"] = litert_here(b, None, measure_here=False)
     reason = "--no-measure" if not measure_latency else f"profile '{profile.name}' has measure.via: none (predict-only)"
     return write_artifact(b, out_dir, latency, extra if latency else {**extra, "not_measured_because": reason},
-                          budget_for(profile))
+                          budget)
 
 
 def training_report(data: Dataset, trained: TrainResult, epochs: int, seed: int) -> dict[str, Any]:
@@ -128,7 +133,8 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
         "export": {"opset": OPSET, "max_abs_error_onnxruntime_vs_pytorch": b.onnx.max_abs_error},
         "compile": {"seconds": round(b.library.seconds, 3), "kernels": len(b.library.kernels),
                     "tuned": list(b.library.tuned), "fallback": list(b.library.fallback),
-                    "tuning_db": str(b.library.tuning_db) if b.library.tuning_db else None},
+                    "tuning_db": str(b.library.tuning_db) if b.library.tuning_db else None,
+                    "schedule_from": dict(b.library.schedule_from)},
         "measured": bool(latency),
         "latency_ms": latency,
         **extra,
@@ -175,6 +181,7 @@ def staged(target: Path) -> Iterator[Path]:
     artifact there is moved aside first, then removed). On any error or interrupt the staging folder is removed
     and `target` is as it was."""
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    handle = interrupt.on_interrupt(staging)
     try:
         yield staging
         old = None
@@ -186,6 +193,7 @@ def staged(target: Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        interrupt.done(handle)
 
 
 def _versions() -> dict[str, str]:

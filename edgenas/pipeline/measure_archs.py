@@ -40,10 +40,15 @@ class MeasureRun:
             lines.append(row["arch"])
             for runtime, s in row.items():
                 if runtime != "arch":
-                    lines.append(f"  {runtime:<12} p50 {s['p50_ms']:9.3f} ms  p90 {s['p90_ms']:9.3f} ms  "
-                                 f"spread {100 * s['spread']:4.1f}%  on {s['device']}  stored as #{s['store_id']}")
+                    flag = ("" if s["stable"] else "  UNSTABLE: repeats spread too wide (edgenas store remove "
+                            "--unstable drops it)") + ("  UNDER LOAD: not used as support; a rerun measures it again"
+                                                       if s.get("under_load") else "")
+                    lines.append(f"  {runtime:<12} p50 {s['p50_ms']:9.3f} ms  p90 {s['p90_ms']:9.3f} ms  spread "
+                                 f"{100 * s['spread']:4.1f}%  on {s['device']}  stored as #{s['store_id']}{flag}")
         rate = f", {60 * len(self.rows) / self.seconds:.1f} per minute" if self.rows and self.seconds else ""
-        lines.append(f"measured {len(self.rows)} in {self.seconds:.1f} s{rate}; {len(self.skipped)} already stored")
+        unstable = sum(not s["stable"] for row in self.rows for k, s in row.items() if k != "arch")
+        lines.append(f"measured {len(self.rows)} in {self.seconds:.1f} s{rate}; {len(self.skipped)} already stored"
+                     + (f"; {unstable} unstable measurements (marked)" if unstable else ""))
         if self.fleet:
             f = self.fleet
             for device, n in sorted(f.jobs_per_device.items()):

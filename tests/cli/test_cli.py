@@ -121,7 +121,8 @@ def test_predict(small_artifact, tmp_path):
     (("gate", "art", "-t", "host", "--tolerance", "inf"), "'inf' is not a finite number"),
     (("gate", "art", "-t", "host", "--budget-ms", "NaN"), "'NaN' is not a finite number"),
     (("gate", "art", "-t", "host", "--max-regression", "inf"), "'inf' is not a finite number"),
-    (("compile", "--bogus"), "No such option '--bogus'; see 'edgenas compile --help'"),
+    (("compile", "--latencyms", "5"), "No such option '--latencyms'. Did you mean '--latency-ms'?; see 'edgenas "
+                                      "compile --help'"),
     (("bench", "nas", "--data", "x", "--seeds", "0"), "Invalid value for '--seeds'"),
     (("gate",), "Missing argument 'ARTIFACT'; see 'edgenas gate --help'"),
 ])
@@ -145,3 +146,31 @@ def test_profile_numbers_must_be_finite(tmp_path, field, value, message):
     (tmp_path / "board.yaml").write_text(text.replace("name: raspi4", "name: board").replace(field, value))
     err = fails_with(message, "--profiles", str(tmp_path), "profiles", "list")
     assert "board.yaml" in err
+
+
+def test_listings_as_json():
+    for what, key in (("profiles", "resolved_target"), ("targets", "machine")):
+        out = subprocess.run([sys.executable, "-m", "edgenas", what, "list", "--json"], capture_output=True, text=True,
+                             check=True).stdout
+        listed = json.loads(out)
+        assert {"host", "raspi4"} <= {p["name"] for p in listed} if what == "profiles" else len(listed) >= 3
+        assert all(key in p for p in listed)
+
+
+def test_quiet_leaves_only_the_result(tmp_path):
+    """`measure` of what the store already holds: progress on stderr, silenced by --quiet; the table stays."""
+    from edgenas.measure.timing import Measurement, Stats
+    from edgenas.spaces import get_space
+    from edgenas.store import Store
+
+    sp = get_space("nb201")
+    db = tmp_path / "db.sqlite"
+    stats = Stats.of([1.0, 1.0, 1.0], number=3, max_spread=0.05)
+    with Store(db) as store:
+        for runtime in ("tvm", "onnxruntime"):
+            store.add("host", sp.name, sp.canonical(ARCH), sp.input_shape, {},
+                      Measurement(runtime, "1", 2, stats, np.zeros((1, 10), np.float32)))
+    args = [sys.executable, "-m", "edgenas", "measure", "-t", "host", "-a", ARCH, "--db", str(db)]
+    loud = subprocess.run(args, capture_output=True, text=True, check=True)
+    quiet = subprocess.run([*args, "--quiet"], capture_output=True, text=True, check=True)
+    assert "1 already in the store" in loud.stderr and quiet.stderr == "" and quiet.stdout == loud.stdout

@@ -172,3 +172,21 @@ def test_shipped_database_tunes_every_kernel_of_a_new_architecture(monkeypatch, 
     lib = compile_onnx(exported.path, PROFILES.get("host").resolved_target(), tmp_path / "m.so")
     assert lib.tuning_db == SHIPPED_DATABASES / "x86_64"
     assert lib.tuned and not lib.fallback, lib.fallback
+
+
+@pytest.mark.skipif(not (SHIPPED_DATABASES / "x86_64").is_dir() or platform.machine() != "x86_64",
+                    reason="the shipped database is for x86-64 CPUs")
+def test_a_partial_database_of_ones_own_falls_back_per_workload(monkeypatch, tuned_db, tmp_path):
+    """A database of the user's own that lacks workloads (an interrupted tune, a small network's) leaves none
+    untuned: each kernel it lacks takes the shipped database's schedule, and the report says where each came
+    from."""
+    from edgenas.spaces import get_space
+
+    monkeypatch.delenv("EDGENAS_NO_SHIPPED_TUNING")
+    space = get_space("nb201")
+    exported = export_onnx(randomize_batch_norms(space.build(ARCH_1X1)), space.input_shape, tmp_path / "m.onnx")
+    lib = compile_onnx(exported.path, PROFILES.get("host").resolved_target(), tmp_path / "m.so", tuning_db=tuned_db)
+    origins = dict(lib.schedule_from)
+    assert lib.tuning_db == tuned_db and not lib.fallback, lib.fallback
+    assert set(origins.values()) == {str(tuned_db), str(SHIPPED_DATABASES / "x86_64")}, "the user's first"
+    assert sorted(origins) == sorted(lib.tuned)

@@ -46,7 +46,8 @@ def test_within_budget_exits_0_and_writes_junit_and_markdown(artifacts, tmp_path
     result = run(new, "--target", "host", "--budget-ms", 10_000, "--junit", tmp_path / "g.xml",
                  "--markdown", tmp_path / "g.md")
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("pass  latency budget  p90 ")
+    assert result.stdout.startswith("pass  latency budget  p90 ")
+    assert result.stderr.startswith("budget 10000 ms from --budget-ms; timing "), "it says what it does"
     root = ET.parse(tmp_path / "g.xml").getroot()
     assert root.tag == "testsuites"
     (suite,) = root.findall("testsuite")
@@ -61,6 +62,14 @@ def test_within_budget_exits_0_and_writes_junit_and_markdown(artifacts, tmp_path
     assert "| check | p50 | p90 | spread | budget | margin | verdict |" in md
     row = next(line for line in md.splitlines() if line.startswith("| latency budget |"))
     assert "10000 ms + 5% = 10500.0000 ms" in row and row.endswith("| pass |")
+
+
+def test_json_verdict_and_quiet(artifacts):
+    result = run(artifacts[0], "--target", "host", "--budget-ms", 0.0001, "--json", "--quiet")
+    verdict = json.loads(result.stdout)
+    assert result.exit_code == 1 == verdict["exit_code"] and not result.stderr, "--quiet: the verdict only"
+    assert not verdict["passed"] and verdict["checks"][0]["name"] == "latency budget"
+    assert verdict["checks"][0]["budget_ms"] == 0.0001 and verdict["stats"]["p50_ms"] > 0
 
 
 def test_over_budget_exits_1_with_a_failure_element(artifacts, tmp_path):
@@ -94,7 +103,8 @@ def test_a_damaged_artifact_is_a_one_line_error(artifacts, tmp_path, damage, mes
     damage(broken)
     result = run(broken, "--target", "host")
     assert result.exit_code == 2
-    assert result.output.startswith("error: ") and message in result.output and result.output.count("\n") == 1
+    assert result.stderr.splitlines()[-1].startswith("error: ") and message in result.stderr.splitlines()[-1]
+    assert not result.stdout and "Traceback" not in result.stderr
 
 
 def test_an_error_is_reported_to_ci_too(artifacts, tmp_path):

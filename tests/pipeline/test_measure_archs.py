@@ -28,3 +28,14 @@ def test_a_rerun_measures_only_the_missing_runtime(small, tmp_path):
     assert again.rows == [] and again.skipped == [arch]
     with Store(db) as store:
         assert len(list(store.records())) == 2, "a rerun adds no twin"
+
+
+def test_the_table_marks_unstable_measurements():
+    from edgenas.pipeline.measure_archs import MeasureRun
+
+    steady = {"p50_ms": 1.0, "p90_ms": 1.01, "spread": 0.01, "stable": True, "device": "local", "store_id": 1}
+    shaky = {**steady, "spread": 0.3, "stable": False, "store_id": 2}
+    lines = MeasureRun([{"arch": ARCH, "tvm": steady, "onnxruntime": shaky}], [], {}, None, 2.0).table().splitlines()
+    assert "UNSTABLE" not in lines[1] and lines[2].endswith("stored as #2  UNSTABLE: repeats spread too wide "
+                                                            "(edgenas store remove --unstable drops it)")
+    assert lines[-1].endswith("0 already stored; 1 unstable measurements (marked)")

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from edgenas.artifact.manifest import sha256
+from edgenas.artifact.report import summary
 from edgenas.errors import EdgenasError
 
 from ..conftest import ARCH, ARCH_DEGENERATE
@@ -25,7 +26,12 @@ def edgenas(*args, check=True):
 def artifact(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("artifact")
     out, db = tmp / "host", tmp / "store.sqlite"
-    result = edgenas("compile", "--target", "host", "--arch", ARCH, "-o", str(out), "--db", str(db), "--json")
+    result = edgenas("compile", "--target", "host", "--arch", ARCH, "-o", str(out), "--db", str(db), "--json",
+                     "--memory-mb", "0.5", check=False)  # a budget the network breaks: written, and exit 1
+    assert result.returncode == 1 and result.stderr.splitlines()[-1].startswith(
+        "over budget: memory 0.5 MB: MISSED (weights + peak activations "), result.stderr
+    phases = [line.split(":")[0] for line in result.stderr.splitlines()]
+    assert phases.index("export") < phases.index("compile") < phases.index("measure"), "each phase said as it starts"
     return out, db, json.loads(result.stdout)
 
 
@@ -42,6 +48,10 @@ def test_compile_writes_a_complete_artifact(artifact):
         assert sha256(out / name) == digest
     assert set(manifest["versions"]) >= {"edgenas", "tvm", "onnx", "onnxruntime", "torch"}
     assert json.loads((out / "report.json").read_text()) == report
+    printed = summary(report, out).splitlines()
+    assert printed[0] == f"artifact   {out}/  (manifest.json, model.h, model.onnx, model.so, report.html, " \
+        "report.json, report.png)"
+    assert any(line.startswith("budget     memory 0.5 MB: MISSED") for line in printed)
 
 
 def test_report_has_costs_and_both_latencies(artifact):

@@ -47,12 +47,12 @@ class FBNet(SearchSpace):
             raise EdgenasError(f"arch {arch!r} is empty; give {FORMAT}")
         names = tuple(name.strip() for name in arch.strip().split("-"))
         if len(names) != LAYERS:
-            raise EdgenasError(f"arch '{arch}': expected {LAYERS} operations joined by '-', got {len(names)}")
+            raise EdgenasError(f"arch {arch!r}: expected {LAYERS} operations joined by '-', got {len(names)}")
         for i, name in enumerate(names, start=1):
             if name not in OPS:
                 close = difflib.get_close_matches(name, OPS, n=1)
                 hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(OPS)}"
-                raise EdgenasError(f"arch '{arch}': layer {i}: unknown operation '{name}'; {hint}")
+                raise EdgenasError(f"arch {arch!r}: layer {i}: unknown operation '{name}'; {hint}")
         return names
 
     def canonical(self, arch: str) -> str:

@@ -52,28 +52,28 @@ class NB201(SearchSpace):
         text = "".join(arch.split())
         nodes = text.split("+")
         if len(nodes) != 3:
-            raise EdgenasError(f"arch '{arch}': expected 3 nodes joined by '+', got {len(nodes)}; format {FORMAT}")
+            raise EdgenasError(f"arch {arch!r}: expected 3 nodes joined by '+', got {len(nodes)}; format {FORMAT}")
         found: dict[tuple[int, int], str] = {}
         for node, part in enumerate(nodes, start=1):
             if len(part) < 2 or part[0] != "|" or part[-1] != "|":
-                raise EdgenasError(f"arch '{arch}': node {node} '{part}' must be enclosed in '|'; format {FORMAT}")
+                raise EdgenasError(f"arch {arch!r}: node {node} '{part}' must be enclosed in '|'; format {FORMAT}")
             items = part[1:-1].split("|")
             if len(items) != node:
-                raise EdgenasError(f"arch '{arch}': node {node} takes {node} edge(s) (from nodes 0..{node - 1}), "
+                raise EdgenasError(f"arch {arch!r}: node {node} takes {node} edge(s) (from nodes 0..{node - 1}), "
                                    f"got {len(items)}; format {FORMAT}")
             for item in items:
                 op, sep, src = item.partition("~")
                 if not sep or not src.isdigit():
-                    raise EdgenasError(f"arch '{arch}': edge '{item}' must read OP~INDEX, e.g. nor_conv_3x3~0")
+                    raise EdgenasError(f"arch {arch!r}: edge '{item}' must read OP~INDEX, e.g. nor_conv_3x3~0")
                 if int(src) >= node:
-                    raise EdgenasError(f"arch '{arch}': node {node} can only take input from nodes 0..{node - 1}, "
+                    raise EdgenasError(f"arch {arch!r}: node {node} can only take input from nodes 0..{node - 1}, "
                                        f"not ~{src}")
                 if (node, int(src)) in found:
-                    raise EdgenasError(f"arch '{arch}': node {node} has two edges from node {src}; keep one")
+                    raise EdgenasError(f"arch {arch!r}: node {node} has two edges from node {src}; keep one")
                 if op not in OPS:
                     close = difflib.get_close_matches(op, OPS, n=1)
                     hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(OPS)}"
-                    raise EdgenasError(f"arch '{arch}': unknown operation '{op}'; {hint}")
+                    raise EdgenasError(f"arch {arch!r}: unknown operation '{op}'; {hint}")
                 found[(node, int(src))] = op
         return tuple(found[e] for e in EDGES)
 
