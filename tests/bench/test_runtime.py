@@ -10,6 +10,7 @@ from ..conftest import ARCH
 FAST = Timing(warmup_s=0.05, min_repeat_ms=5, min_repeats=3, max_repeats=6, max_seconds=2)
 
 
+@pytest.mark.slow  # times four runtimes interleaved: ~30 s
 def test_one_architecture_through_every_runtime(nb201):
     from edgenas.bench.runtime import bench_runtime, table
 

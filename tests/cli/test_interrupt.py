@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from edgenas.compiler.tune import PROGRESS
 from edgenas.compiler.tuning_db import open_database
 from edgenas.store import Store
@@ -48,6 +50,7 @@ def test_ctrl_c_while_tvm_compiles(tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == [], "no artifact and no staging folder left"
 
 
+@pytest.mark.slow  # extracts and tunes a task before the signal: ~20 s
 def test_ctrl_c_while_tuning(tmp_path):
     db = tmp_path / "db"
     code, took, err = interrupted(["-c", TUNE_SMALL, str(db), ARCH], "trials to run at most", wait=4.0)

@@ -136,6 +136,7 @@ def test_cli_tune_and_compile_errors_are_one_line(tmp_path, tuned_db):
 
 
 
+@pytest.mark.slow  # compiles twice: ~20 s
 def test_exported_database_keeps_each_workloads_fastest_records(small, tuned_db, tmp_path):
     source = open_database(tuned_db)
     copied = export_database(tuned_db, tmp_path / "shipped", top_k=1)
@@ -174,6 +175,7 @@ def test_shipped_database_tunes_every_kernel_of_a_new_architecture(monkeypatch, 
     assert lib.tuned and not lib.fallback, lib.fallback
 
 
+@pytest.mark.slow  # compiles the full-size network: ~20 s
 @pytest.mark.skipif(not (SHIPPED_DATABASES / "x86_64").is_dir() or platform.machine() != "x86_64",
                     reason="the shipped database is for x86-64 CPUs")
 def test_a_partial_database_of_ones_own_falls_back_per_workload(monkeypatch, tuned_db, tmp_path):
