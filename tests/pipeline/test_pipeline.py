@@ -78,6 +78,7 @@ def test_every_measurement_is_in_the_store(artifact):
         assert row[4] == pytest.approx(report["latency_ms"][runtime]["p50_ms"])
 
 
+@pytest.mark.slow  # an aarch64 cross-compile through the CLI: ~23 s
 def test_predict_only_profile_compiles_without_measuring(tmp_path):
     result = edgenas("compile", "-t", "raspi4", "-a", ARCH_CHEAP, "-o", str(tmp_path / "pi"),
                      "--db", str(tmp_path / "db.sqlite"))

@@ -121,6 +121,7 @@ def test_a_litert_profile_cannot_be_measured_through_the_rpc_tracker(write_yaml)
         load_profile(path)
 
 
+@pytest.mark.slow  # a phone compile in a subprocess: ~25 s
 def test_without_the_extra_a_phone_still_compiles_with_tvm_and_says_what_it_would_add(tmp_path):
     """The extra made unimportable in a fresh process (as on an installation without it)."""
     out = tmp_path / "pixel"
