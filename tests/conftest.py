@@ -32,6 +32,27 @@ def fails_with(message: str, *args: str) -> str:
     return err
 
 
+def pytorch_macs(net, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of the convolutions and linear layers that run when `net` takes an input of
+    `input_shape`, counted by PyTorch's forward hooks."""
+    import torch
+
+    macs = []
+
+    def count(m, i, o):
+        if isinstance(m, torch.nn.Conv2d):
+            macs.append(o.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
+        elif isinstance(m, torch.nn.Linear):
+            macs.append(o.numel() * m.in_features)
+
+    hooks = [m.register_forward_hook(count) for m in net.modules()]
+    with torch.no_grad():
+        net(torch.zeros(input_shape))
+    for h in hooks:
+        h.remove()
+    return sum(macs)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def own_tuning_dir(tmp_path_factory):
     """Compiling uses the target's tuning database when one exists; tests never read the user's, and use the

@@ -88,10 +88,11 @@ def table(result: dict[str, Any]) -> str:
 
 def spread_by_flops(sp, count: int, seed: int = 0) -> list[str]:
     """`count` architectures of different cost: the ones nearest to evenly spaced FLOPs quantiles (from
-    the 5th to the 95th percentile) of the space's non-degenerate architectures, ties broken by `seed`."""
+    the 5th to the 95th percentile) of the space's non-degenerate architectures (of 2,000 drawn with `seed`
+    where the space is too large to list), ties broken by `seed`."""
     if count < 1:
         raise EdgenasError(f"--archs must be at least 1, got {count}")
-    archs = [a for a in sp.enumerate() if not sp.is_degenerate(a)]
+    archs = [a for a in sp.enumerate() if not sp.is_degenerate(a)] if sp.enumerable else sp.sample(2000, seed)
     rng = np.random.default_rng(seed)
     flops = np.array([sp.costs(a).flops for a in archs]) + rng.uniform(0, 1e-3, len(archs))
     order = np.argsort(flops)

@@ -168,13 +168,11 @@ def _labels(y: np.ndarray, path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
 
 
 def _check(d: Dataset) -> Dataset:
-    n, (_, h, w) = len(d.x), d.image_shape
+    n = len(d.x)
     if n != len(d.y):
         raise EdgenasError(f"{d.source}: {n} images but {len(d.y)} labels; give one label per image")
     if len(np.unique(d.y)) < 2:
         raise EdgenasError(f"{d.source}: only one class; a classifier needs at least two")
-    if h != w:
-        raise EdgenasError(f"{d.source}: images are {h}x{w}; the search space takes square images, resize them")
     if not np.isfinite(d.x).all():
         raise EdgenasError(f"{d.source}: x holds NaN or infinite values; clean the data first")
     counts = np.bincount(d.y)

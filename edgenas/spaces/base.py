@@ -53,6 +53,37 @@ def peak_live(program: list[tuple[str, list[str], int]], input_elements: int) ->
     return peak
 
 
+class Program:
+    """A deployed graph written down step by step, for `Costs`: each step (output, inputs, elements) in run order,
+    and the multiply-accumulates and trainable parameters of its convolutions and linear layers (a convolution
+    without bias has a folded batch norm: 2 parameters per output channel)."""
+
+    def __init__(self):
+        self.steps: list[tuple[str, list[str], int]] = []
+        self.macs = 0
+        self.params = 0
+
+    def step(self, out: str, inputs: list[str], elements: int) -> str:
+        self.steps.append((out, inputs, elements))
+        return out
+
+    def conv(self, out: str, src: str, cin: int, cout: int, kernel: int, hw: tuple[int, int], groups: int = 1,
+             bias: bool = False) -> str:
+        """A KxK convolution giving `cout` channels of `hw` pixels: with a bias, or else with a batch norm."""
+        self.macs += hw[0] * hw[1] * cout * (cin // groups) * kernel * kernel
+        self.params += cout * (cin // groups) * kernel * kernel + (cout if bias else 2 * cout)
+        return self.step(out, [src], cout * hw[0] * hw[1])
+
+    def linear(self, out: str, src: str, fin: int, fout: int) -> str:
+        self.macs += fin * fout
+        self.params += fin * fout + fout
+        return self.step(out, [src], fout)
+
+    def costs(self, batch: int, input_elements: int) -> Costs:
+        return Costs(flops=2 * batch * self.macs, params=self.params,
+                     peak_activation_bytes=4 * batch * peak_live(self.steps, input_elements))
+
+
 class SearchSpace(ABC):
     """A search space and what is registered with it: its name and size, the input its networks take
     (`input_shape`, from the configuration), the checkpoint meta-trained for it (`checkpoint`) and the

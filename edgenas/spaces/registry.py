@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 from typing import Any
 
 from ..errors import EdgenasError
@@ -27,17 +28,30 @@ def get_space(name: str = DEFAULT_SPACE, **net_config) -> SearchSpace:
     return SPACES[name](**net_config)
 
 
+def takes_any_shape(space: SearchSpace | type[SearchSpace]) -> bool:
+    """Whether the space's networks take images that are not square (an `input_width` beside `input_size`)."""
+    return "input_width" in inspect.signature(space.__init__).parameters
+
+
 def configure(space: str | SearchSpace, batch: int, data: Any = None) -> SearchSpace:
     """`space` as a configured search space: a name is configured with `batch`, a configured space is kept;
     with `data` (a dataset: `image_shape`, `classes`, `source`), its image size, channels and classes and
-    `batch` replace those settings (the rest, such as a configured space's width, kept)."""
+    `batch` replace those settings (the rest, such as a configured space's width, kept). Images that are not
+    square go to spaces whose networks take an `input_width` beside `input_size` (the height)."""
     if data is None:
         return space if isinstance(space, SearchSpace) else get_space(space, batch=batch)
     config = dataclasses.asdict(space.config) if isinstance(space, SearchSpace) else {}
     name = space.name if isinstance(space, SearchSpace) else space
-    channels, size, _ = data.image_shape
+    channels, height, width = data.image_shape
+    shape = {"input_size": height}
+    if takes_any_shape(type(space) if isinstance(space, SearchSpace) else type(get_space(name))):
+        shape["input_width"] = width
+    elif width != height:
+        others = [n for n, cls in SPACES.items() if takes_any_shape(cls)]
+        raise EdgenasError(f"{data.source}: images are {height}x{width}; search space '{name}' takes square "
+                           f"images only; resize them, or use --space {' or '.join(others) or 'of another kind'}")
     try:
-        return get_space(name, **{**config, "batch": batch, "input_size": size, "in_channels": channels,
+        return get_space(name, **{**config, **shape, "batch": batch, "in_channels": channels,
                                   "num_classes": len(data.classes)})
     except EdgenasError as e:
         raise EdgenasError(f"{data.source}: {e}") from None

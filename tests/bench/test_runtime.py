@@ -47,6 +47,17 @@ def test_architectures_of_different_cost(nb201):
     assert not any(nb201.is_degenerate(a) for a in archs)
 
 
+def test_architectures_of_different_cost_in_a_space_too_large_to_list():
+    from edgenas.bench.runtime import spread_by_flops
+    from edgenas.spaces import get_space
+
+    effnet = get_space("effnet")  # its enumerate() raises
+    archs = spread_by_flops(effnet, 4, seed=1)
+    flops = [effnet.costs(a).flops for a in archs]
+    assert len(set(archs)) == 4 and flops == sorted(flops) and flops[-1] > 2 * flops[0]
+    assert spread_by_flops(effnet, 4, seed=1) == archs
+
+
 def test_a_target_that_cannot_run_here_is_refused():
     from edgenas.bench.runtime import bench_runtime
 

@@ -91,7 +91,6 @@ def test_cifar_python_batches(tmp_path, cifar100):
     ({"x": np.zeros((4, 8, 8))}, "has no array y"),
     ({"x": np.zeros((4, 8, 8)), "y": [0, 1, 0]}, "4 images but 3 labels"),
     ({"x": np.zeros((4, 8, 8)), "y": [1, 1, 1, 1]}, "only one class"),
-    ({"x": np.zeros((4, 8, 6)), "y": [0, 1, 0, 1]}, "8x6; .*square"),
     ({"x": np.zeros((3, 8, 8)), "y": [0, 1, 0]}, "class '1' has 1 sample"),
     ({"x": np.full((4, 8, 8), np.nan), "y": [0, 1, 0, 1]}, "NaN"),
 ])

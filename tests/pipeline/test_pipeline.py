@@ -206,3 +206,24 @@ def test_an_fbnet_architecture_compiles_and_runs_like_pytorch(tmp_path):
     with torch.no_grad():
         expected = fbnet.build(arch)(torch.from_numpy(x)).numpy()
     assert np.abs(load(art.directory).predict(x) - expected).max() < 1e-3
+
+
+def test_an_effnet_architecture_compiles_for_a_non_square_input_and_runs_like_pytorch(tmp_path):
+    """The EfficientNet space (depthwise convolutions, squeeze-excitation, SiLU) through the same path, at a
+    reduced input that is not square."""
+    import numpy as np
+    import torch
+
+    from edgenas.artifact.load import load
+    from edgenas.pipeline.compile import compile_artifact
+    from edgenas.spaces import get_space
+
+    effnet = get_space("effnet", input_size=48, input_width=32, num_classes=10)
+    arch = "e1k3l1se-e6k5l1-e4k3l2se-e1k5l1-e6k3l2se-e4k5l1-e1k3l1se"
+    art = compile_artifact("host", arch, tmp_path / "effnet", space=effnet, measure_latency=False)
+    assert art.manifest["space"] == "effnet" and art.manifest["inputs"][0]["shape"] == [1, 3, 48, 32]
+    assert art.report["costs"]["params"] == effnet.costs(arch).params
+    x = np.random.default_rng(0).standard_normal((1, 3, 48, 32)).astype(np.float32)
+    with torch.no_grad():
+        expected = effnet.build(arch)(torch.from_numpy(x)).numpy()
+    assert np.abs(load(art.directory).predict(x) - expected).max() < 1e-3

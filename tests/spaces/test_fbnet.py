@@ -7,7 +7,7 @@ from edgenas.errors import EdgenasError
 from edgenas.spaces import get_space
 from edgenas.spaces.fbnet.layers import OPS
 
-from ..conftest import SHARED
+from ..conftest import SHARED, pytorch_macs
 
 ALL_SKIP = "-".join(["skip"] * 22)
 
@@ -79,21 +79,7 @@ def test_parameters_of_hand_computed_cases(fbnet):
 
 def test_flops_are_the_deployed_networks(fbnet):
     for arch in fbnet.sample(3, seed=4):
-        net = fbnet.build(arch)
-        macs = []
-
-        def count(m, i, o):
-            if isinstance(m, torch.nn.Conv2d):
-                macs.append(o.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
-            elif isinstance(m, torch.nn.Linear):
-                macs.append(m.in_features * m.out_features)
-
-        hooks = [m.register_forward_hook(count) for m in net.modules()]
-        with torch.no_grad():
-            net(torch.zeros(fbnet.input_shape))
-        for h in hooks:
-            h.remove()
-        assert fbnet.costs(arch).flops == 2 * sum(macs)
+        assert fbnet.costs(arch).flops == 2 * pytorch_macs(fbnet.build(arch), fbnet.input_shape)
     assert fbnet.costs(ALL_SKIP).peak_activation_bytes > 4 * 16 * 32 * 32, "the stem's output and its input at once"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import EdgenasError
-from ..base import Costs, SearchSpace, peak_live
+from ..base import Costs, Program, SearchSpace
 from ..registry import register_space
 from .layers import FORMAT, HEAD_CHANNELS, LAYERS, OPS, STEM_CHANNELS, Layer, NetConfig, layers, op
 
@@ -94,49 +94,33 @@ class FBNet(SearchSpace):
     # --- static costs ---------------------------------------------------------------------------------------
     def costs(self, arch: str) -> Costs:
         c = self.config
-        program, macs, params = self._program(self.parse(arch))
-        return Costs(flops=2 * c.batch * macs, params=params,
-                     peak_activation_bytes=4 * c.batch * peak_live(program, c.in_channels * c.input_size ** 2))
+        return self.program(self.parse(arch)).costs(c.batch, c.in_channels * c.input_size ** 2)
 
-    def _program(self, ops: tuple[str, ...]) -> tuple[list[tuple[str, list[str], int]], int, int]:
-        """The deployed graph as steps (output, inputs, elements), with its multiply-accumulates and parameters
-        (convolution weights, batch-norm scale and shift, the classifier's weights and bias)."""
+    def program(self, ops: tuple[str, ...]) -> Program:
+        """The deployed graph: stem, the 22 layers, head, pool and classifier."""
         c = self.config
-        program: list[tuple[str, list[str], int]] = []
-        totals = {"macs": 0, "params": 0}
+        p = Program()
         size = c.input_size
-
-        def conv(out: str, src: str, cin: int, cout: int, kernel: int, hw: int, groups: int = 1) -> str:
-            totals["macs"] += hw * hw * cout * (cin // groups) * kernel * kernel
-            totals["params"] += cout * (cin // groups) * kernel * kernel + 2 * cout
-            program.append((out, [src], cout * hw * hw))
-            return out
-
-        x = conv("stem", "input", c.in_channels, STEM_CHANNELS, 3, size)
+        x = p.conv("stem", "input", c.in_channels, STEM_CHANNELS, 3, (size, size))
         for i, (layer, name) in enumerate(zip(layers(), ops)):
             out_size = size // layer.stride
-            x = self._layer(f"l{i}", x, layer, name, size, out_size, conv, program)
+            x = self._layer(p, f"l{i}", x, layer, name, size, out_size)
             size = out_size
-        x = conv("head", x, layers()[-1].cout, HEAD_CHANNELS, 1, size)
-        program.append(("pool", [x], HEAD_CHANNELS))
-        program.append(("logits", ["pool"], c.num_classes))
-        totals["macs"] += HEAD_CHANNELS * c.num_classes
-        totals["params"] += HEAD_CHANNELS * c.num_classes + c.num_classes
-        return program, totals["macs"], totals["params"]
+        x = p.conv("head", x, layers()[-1].cout, HEAD_CHANNELS, 1, (size, size))
+        p.linear("logits", p.step("pool", [x], HEAD_CHANNELS), HEAD_CHANNELS, c.num_classes)
+        return p
 
     @staticmethod
-    def _layer(tag: str, x: str, layer: Layer, name: str, size: int, out_size: int, conv, program) -> str:
+    def _layer(p: Program, tag: str, x: str, layer: Layer, name: str, size: int, out_size: int) -> str:
         if name == "skip":
-            return x if layer.residual else conv(f"{tag}.skip", x, layer.cin, layer.cout, 1, out_size)
+            return x if layer.residual else p.conv(f"{tag}.skip", x, layer.cin, layer.cout, 1, (out_size, out_size))
         o = op(name)
         mid = o.expand * layer.cin
-        y = conv(f"{tag}.expand", x, layer.cin, mid, 1, size, o.groups)
+        y = p.conv(f"{tag}.expand", x, layer.cin, mid, 1, (size, size), o.groups)
         if o.groups > 1:
-            program.append((f"{tag}.shuffle", [y], mid * size * size))
-            y = f"{tag}.shuffle"
-        y = conv(f"{tag}.dw", y, mid, mid, o.kernel, out_size, mid)
-        y = conv(f"{tag}.project", y, mid, layer.cout, 1, out_size, o.groups)
+            y = p.step(f"{tag}.shuffle", [y], mid * size * size)
+        y = p.conv(f"{tag}.dw", y, mid, mid, o.kernel, (out_size, out_size), mid)
+        y = p.conv(f"{tag}.project", y, mid, layer.cout, 1, (out_size, out_size), o.groups)
         if layer.residual:
-            program.append((f"{tag}.add", [x, y], layer.cout * out_size * out_size))
-            y = f"{tag}.add"
+            y = p.step(f"{tag}.add", [x, y], layer.cout * out_size * out_size)
         return y
