@@ -21,6 +21,7 @@ import onnx
 
 from ..device.target import ResolvedTarget
 from ..errors import EdgenasError
+from .fastmath import fast_sigmoid
 from .fusion import fuse_elementwise_prologues
 from .tuning_db import check_given, databases_for, open_fastest
 
@@ -52,7 +53,7 @@ def lower(onnx_path: str | Path, target: ResolvedTarget):
     except Exception as e:  # the frontend raises many types; all mean "this graph cannot be imported"
         raise EdgenasError(f"TVM cannot import {onnx_path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     if target.device == "cpu":
-        mod = relax.transform.ConvertLayout(CPU_LAYOUTS)(mod)
+        mod = fast_sigmoid(relax.transform.ConvertLayout(CPU_LAYOUTS)(mod))
     with target.tvm_target():
         mod = fuse_elementwise_prologues(relax.get_pipeline("zero")(mod))
     return _drop_custom_rules(mod)

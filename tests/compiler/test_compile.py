@@ -61,3 +61,27 @@ def test_jetson_library_has_aarch64_host_code_and_cuda_kernels(small_onnx, tmp_p
     lib = compile_onnx(small_onnx.path, target, tmp_path / "model.so")
     assert lib.modules == ("llvm", "cuda")
     assert elf_machine(lib.path) == EM_AARCH64
+
+
+def test_silu_epilogues_use_the_vectorisable_sigmoid_and_stay_exact(tmp_path):
+    """SiLU after a convolution: its sigmoid goes through fast_exp (no scalar expf per element), fused into the
+    convolution's kernel, and matches PyTorch's even where the input saturates the sigmoid."""
+    import torch
+    import tvm
+    from tvm import relax
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.SiLU()).eval()
+    with torch.no_grad():
+        net[0].weight.mul_(100)  # pre-activations far beyond the sigmoid's range, both ways
+    exported = export_onnx(net, (1, 4, 12, 10), tmp_path / "silu.onnx")
+    lib = compile_onnx(exported.path, PROFILES.get("host").resolved_target(), tmp_path / "silu.so")
+    assert any("conv2d" in k and "fast_sigmoid" in k for k in lib.kernels), lib.kernels
+    assert not any("tir_sigmoid" in k for k in lib.kernels), lib.kernels
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib.path)), tvm.cpu())
+    x = exported.reference_input
+    got = vm["main"](tvm.runtime.tensor(x)).numpy()
+    with torch.no_grad():
+        hidden = net[0](torch.from_numpy(x))
+        expected = net(torch.from_numpy(x)).numpy()
+    assert hidden.max() > 88 and hidden.min() < -88, "the test reaches fast_exp's clamped range"
+    assert np.max(np.abs(got - expected) / np.maximum(1, np.abs(expected))) <= 1e-5

@@ -1,0 +1,37 @@
+"""Sigmoid as CPUs can vectorise it: a Relax pass that edgenas runs before legalisation.
+
+Relax legalises `sigmoid` to TIR's `sigmoid` intrinsic, which LLVM lowers to a call of the C library's `expf` per
+element: no vector code. Every SiLU (x * sigmoid(x), after each convolution of an EfficientNet) then costs more
+than its convolution: 1.45 ms for the 401,408 elements of EfficientNet-B0's first depthwise output on this CPU.
+TOPI's `fast_exp` (a range reduction and a polynomial, float32) vectorises: 0.13 ms, within 5e-7 of the exact
+value. This pass replaces each float32 `sigmoid` by 1 / (1 + fast_exp(-x)); FuseOps then fuses it into the
+convolution's epilogue as it did the intrinsic.
+"""
+from __future__ import annotations
+
+
+def fast_sigmoid(mod):
+    """The module with every float32 `relax.sigmoid` computed through TOPI's vectorisable `fast_exp`."""
+    import tvm
+    from tvm import relax, te, topi
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    sigmoid_op = tvm.ir.Op.get("relax.sigmoid")
+
+    def sigmoid(x):
+        e = topi.fast_exp(topi.negative(x))
+        return te.compute(x.shape, lambda *i: tvm.tirx.const(1.0, "float32") / (1.0 + e(*i)), name="fast_sigmoid")
+
+    @mutator
+    class Rewrite(PyExprMutator):
+        def visit_call_(self, call):
+            call = super().visit_call_(call)
+            if call.op == sigmoid_op and call.args[0].ty.dtype == "float32":
+                return self.builder_.call_te(sigmoid, call.args[0], primfunc_name_hint="fast_sigmoid")
+            return call
+
+    rewrite = Rewrite(mod)
+    for gv, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            rewrite.builder_.update_func(gv, rewrite.visit_expr(func))
+    return rewrite.builder_.get()
