@@ -32,8 +32,13 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
     write_html(report, out_dir)
 
 
+def _shipped(path: str | None) -> bool:
+    """Whether the tuning database at `path` is one that ships with edgenas."""
+    return bool(path) and Path(path).parent == SHIPPED_DATABASES
+
+
 def _database_name(path: str) -> str:
-    return f"shipped ({Path(path).name})" if Path(path).parent == SHIPPED_DATABASES else f"from {path}"
+    return f"shipped ({Path(path).name})" if _shipped(path) else f"from {path}"
 
 
 def budget_verdicts(report: dict[str, Any]) -> list[tuple[str, bool, str]]:
@@ -87,7 +92,7 @@ def summary(report: dict[str, Any], directory: Path) -> str:
     origins = Counter(comp.get("schedule_from", {}).values())
     if len(origins) > 1:  # the user's records first, the shipped ones for the workloads they lack
         how += "; schedules from " + ", ".join(f"{n} {_database_name(db)}" for db, n in origins.items())
-    elif comp["tuning_db"] and Path(comp["tuning_db"]).parent == SHIPPED_DATABASES:
+    elif _shipped(comp["tuning_db"]):
         how += f"; from the database shipped for {Path(comp['tuning_db']).name}, edgenas tune --target " \
                f"{r['profile']} tunes for this CPU"
     lines.append(f"compiled   {comp['kernels']} kernels in {comp['seconds']:.1f} s ({how})")

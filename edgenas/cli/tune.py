@@ -5,7 +5,7 @@ import json
 
 import click
 
-from .shell import json_option, log, profile_option, space_option
+from .shell import Finite, json_option, log, profile_option, space_option
 
 
 @click.command("tune")
@@ -13,12 +13,15 @@ from .shell import json_option, log, profile_option, space_option
 @space_option
 @click.option("--trials", default=128, show_default=True, type=click.IntRange(min=1),
               help="Candidates measured per task (a quarter for tasks under 1 MFLOP).")
+@click.option("--budget-minutes", type=Finite(min=0.1), default=None,
+              help="Wall-clock budget for the whole run: the tasks with the most work get --trials, and once the "
+                   "budget nears, the rest 4 trials each (none is left untuned); a rerun tops them up.")
 @click.option("--db", type=click.Path(file_okay=False), default=None,
               help="Tuning database directory [default: the target's, in the edgenas cache].")
 @click.option("--data", type=click.Path(), default=None,
               help="Tune for the image size, channels and classes of this data (as compile --data takes it).")
 @json_option("Print the summary as JSON.")
-def command(profile, space, trials, db, data, as_json):
+def command(profile, space, trials, budget_minutes, db, data, as_json):
     """Tune every operator workload of the search space for the profile's target (MetaSchedule), once;
     any architecture then compiles with tuned schedules. A rerun resumes: tasks with their records are skipped."""
     from ..compiler.tune import tune
@@ -28,5 +31,5 @@ def command(profile, space, trials, db, data, as_json):
 
     if data:
         space = configure(space, PROFILES.get(profile).batch, load_dataset(data))
-    report = tune(profile, space, trials=trials, db=db, log=log)
+    report = tune(profile, space, trials=trials, db=db, budget_minutes=budget_minutes, log=log)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.summary())

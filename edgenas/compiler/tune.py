@@ -36,7 +36,9 @@ from .compile import blocks, lower
 from .export import export_onnx
 from .tuning_db import MODULE_EQUALITY, database_path, open_database
 
-LIGHT_FLOPS = 1e6  # tasks below this (pooling, elementwise, the head) get a quarter of the trials
+LIGHT_WORK = 1e6  # tasks below this (small elementwise kernels, the head) get a quarter of the trials
+FLOPS_PER_BYTE = 10  # a CPU of this class: ~200 GFLOP/s against ~20 GB/s, so a byte moved weighs 10 FLOPs
+FLOOR_TRIALS = 4  # what each task gets at least under a time budget: no kernel is left to the default schedule
 TRIALS_PER_ROUND = 32  # candidates measured between cost-model updates
 PROGRESS = "edgenas_progress.json"  # per task: records wanted, and whether its search space ran out
 
@@ -45,12 +47,14 @@ PROGRESS = "edgenas_progress.json"  # per task: records wanted, and whether its 
 class TaskResult:
     name: str
     flops: float
+    work: float  # FLOPs, or the bytes of its buffers x FLOPS_PER_BYTE where that is more (`_work`)
     weight: int  # calls of this workload over the covering architectures
     wanted: int  # trials this task is tuned to
     records_before: int
     trials_run: int
     best_us: float | None
     skipped: bool
+    floored: bool = False  # given FLOOR_TRIALS only, to keep within the time budget
 
 
 @dataclass(frozen=True)
@@ -73,26 +77,32 @@ class TuneReport:
     def summary(self) -> str:
         """What `edgenas tune` prints: tasks tuned, the sum of the best kernel times, the database."""
         skipped = sum(t.skipped for t in self.tasks)
+        floored = sum(t.floored for t in self.tasks)
         total = sum(t.best_us * t.weight for t in self.tasks if t.best_us is not None)
         return "\n".join([
             f"tuned      {len(self.tasks) - skipped} tasks ({self.trials_run} trials) in {self.seconds:.0f} s; "
-            f"{skipped} already tuned",
+            f"{skipped} already tuned" + (f"; {floored} given {FLOOR_TRIALS} trials to keep within the budget "
+                                          f"(a rerun tops them up)" if floored else ""),
             f"kernels    sum of best kernel times over the {len(self.archs)} covering architectures: "
             f"{total / 1e3:.3f} ms",
             f"database   {self.database}"])
 
 
 def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trials: int = 64,
-         db: str | Path | None = None, archs: list[str] | None = None,
+         db: str | Path | None = None, archs: list[str] | None = None, budget_minutes: float | None = None,
          log: Callable[[str], None] = lambda _: None) -> TuneReport:
     """`edgenas tune`: tune the workloads of `space`'s covering architectures (or of `archs`) for the
     profile's target, `trials` candidates per task (a quarter for light tasks), into the database `db`
-    (default: the target's). Tasks that already have their records are skipped."""
+    (default: the target's), the tasks with the most work (calls x FLOPs) first. Tasks that already have their
+    records are skipped. With `budget_minutes`, a task whose trials would not leave FLOOR_TRIALS for each task
+    after it within the budget (at the seconds per trial measured so far) gets FLOOR_TRIALS only: the run ends
+    near the budget with every task tuned, and a rerun tops the short ones up."""
     from tvm.s_tir import meta_schedule as ms
-
 
     if trials < 1:
         raise EdgenasError(f"--trials must be at least 1, got {trials}")
+    if budget_minutes is not None and not budget_minutes > 0:
+        raise EdgenasError(f"--budget-minutes must be a positive number of minutes, got {budget_minutes}")
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     target = profile.resolved_target()
     if not target.runs_here or target.device != "cpu":
@@ -138,12 +148,14 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
     for task, weight in zip(tasks, weights):
         mod = task.dispatched[0]
         flops = float(estimate_tir_flops(mod))
-        wanted = trials if flops >= LIGHT_FLOPS else max(1, min(trials, max(8, trials // 4)))
+        work = _work(mod, flops)
+        wanted = trials if work >= LIGHT_WORK else max(1, min(trials, max(8, trials // 4)))
         have = _records(database, mod)
         key = _key(mod)
         exhausted = progress.get(key, {}).get("exhausted", False)
-        plan.append((task, weight, flops, wanted, have, key, have >= wanted or exhausted))
-    to_run = sum(w - h for _, _, _, w, h, _, done in plan if not done)
+        plan.append((task, weight, flops, work, wanted, have, key, have >= wanted or exhausted))
+    plan.sort(key=lambda p: -p[1] * p[3])  # the most work first: a budget then falls short on light tasks
+    to_run = sum(w - h for _, _, _, _, w, h, _, done in plan if not done)
     log(f"{sum(1 for p in plan if p[-1])} tasks already tuned; {to_run} trials to run at most")
 
     _configure_threads(target)
@@ -154,14 +166,27 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
     results: list[TaskResult] = []
     ran = 0
     tuned_seconds = 0.0
-    for n, (task, weight, flops, wanted, have, key, done) in enumerate(plan, start=1):
+    for n, (task, weight, flops, work, wanted, have, key, done) in enumerate(plan, start=1):
         mod = task.dispatched[0]
         if done:
-            results.append(TaskResult(task.task_name, flops, weight, wanted, have, 0, _best_us(database, mod), True))
+            results.append(TaskResult(task.task_name, flops, work, weight, wanted, have, 0, _best_us(database, mod),
+                                      True))
             log(f"{progress_bar(n, len(plan))} {task.task_name}: skipped ({have} records)")
             continue
         t0 = time.perf_counter()
         budget = wanted - have
+        floored = False
+        if budget_minutes is not None:
+            reserve = sum(max(0, FLOOR_TRIALS - p[5]) for p in plan[n:] if not p[-1])  # the floors of those after
+            per_trial = tuned_seconds / ran if ran else 1.0
+            if t0 - start + per_trial * (budget + reserve) > 60 * budget_minutes:
+                floored = True
+                budget = min(budget, max(0, FLOOR_TRIALS - have))
+        if budget == 0:  # under the budget, a task that has its floor already waits for a rerun
+            results.append(TaskResult(task.task_name, flops, work, weight, wanted, have, 0, _best_us(database, mod),
+                                      False, True))
+            log(f"{progress_bar(n, len(plan))} {task.task_name}: left at {have} records (budget)")
+            continue
         per_round = min(TRIALS_PER_ROUND, budget)
         # The evolved population: 8 candidates per measured one (MetaSchedule's default, 512, costs more
         # search time per round than measuring 32 candidates here).
@@ -177,19 +202,21 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
                       task_scheduler="round-robin", module_equality=MODULE_EQUALITY)
         now = _records(database, mod)
         run = now - have
-        progress[key] = {"name": task.task_name, "records": now, "wanted": wanted, "exhausted": now < wanted}
+        progress[key] = {"name": task.task_name, "records": now, "wanted": wanted, "exhausted": run < budget}
         partial = progress_file.with_suffix(".partial")  # whole or not at all: Ctrl-C may come at any moment
         partial.write_text(json.dumps(progress, indent=1) + "\n")
         os.replace(partial, progress_file)
         ran += run
-        to_run -= budget
+        to_run -= wanted - have
         tuned_seconds += time.perf_counter() - t0
         best = _best_us(database, mod)
         left = tuned_seconds / max(ran, 1) * to_run
+        if budget_minutes is not None:
+            left = min(left, max(0.0, 60 * budget_minutes - (time.perf_counter() - start)))
         log(f"{progress_bar(n, len(plan))} {task.task_name}: {run} trials, best {best:.1f} us "
             f"({flops / 1e6:.2f} MFLOP x{weight}); {time.perf_counter() - start:.0f} s so far, ~{left:.0f} s left"
             if best is not None else f"{progress_bar(n, len(plan))} {task.task_name}: {run} trials, no valid candidate")
-        results.append(TaskResult(task.task_name, flops, weight, wanted, have, run, best, False))
+        results.append(TaskResult(task.task_name, flops, work, weight, wanted, have, run, best, False, floored))
     return TuneReport(path, target.name, tuple(archs), time.perf_counter() - start, results)
 
 
@@ -216,6 +243,20 @@ def _same(a, b) -> bool:
     probe = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
     probe.commit_workload(a)
     return probe.has_workload(b)
+
+
+def _work(mod, flops: float) -> float:
+    """A task's cost in FLOPs, or in the bytes its buffers hold (each read or written once) x FLOPS_PER_BYTE where
+    that is more: a global average pool has few FLOPs and moves megabytes."""
+    import tvm
+
+    nbytes = 0
+    for buffer in mod["main"].params:  # the kernel's buffers (TVM 0.27: a parameter is its buffer)
+        elements = 1
+        for extent in buffer.shape:
+            elements *= int(extent)
+        nbytes += elements * tvm.runtime.DataType(str(buffer.dtype)).bits // 8
+    return max(flops, FLOPS_PER_BYTE * nbytes)
 
 
 def _block_count(mod) -> int:

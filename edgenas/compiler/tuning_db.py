@@ -5,11 +5,13 @@ A database is a directory: by default `<edgenas cache>/tuning/<target>-<hash of 
 (EDGENAS_TUNING_DIR overrides the parent), or the one given. `compile_onnx` draws each kernel's schedule from
 the given database or the target's own (made by `edgenas tune` here), and for a workload that one lacks, from
 the database shipped with edgenas for the target's instruction set (`SHIPPED_DATABASES`, made with
-`export_database` from a database tuned here) (`databases_for`), loading each workload's few fastest records
-(`open_fastest`). MetaSchedule's databases do not know their target: keep one per target.
+`export_database` from the databases tuned here, gzip-compressed: a workload is base64 of indented JSON, 13x
+smaller compressed) (`databases_for`), loading each workload's few fastest records (`open_fastest`).
+MetaSchedule's databases do not know their target: keep one per target.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -62,16 +64,37 @@ def databases_for(target: ResolvedTarget, given: str | Path | None = None) -> li
     return out
 
 
-def export_database(source: Path, destination: Path, top_k: int = 8) -> int:
-    """Copy each workload's `top_k` fastest records from the database at `source` into a new one at
-    `destination` (what ships with the package); return the number of records copied."""
+def export_database(sources: Path | list[Path], destination: Path, top_k: int = 8, compress: bool = False) -> int:
+    """Copy each workload's `top_k` fastest records of the database at `sources` (or of several, merged: how the
+    shipped database gathers every space's) into a new one at `destination`, gzip-compressed with `compress` (how
+    it ships); return the number of records copied."""
     if destination.exists():
         raise EdgenasError(f"{destination} exists; remove it first")
-    workloads, records = _fastest_records(source, top_k)
+    sources = [sources] if isinstance(sources, Path) else list(sources)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = _merged(sources, Path(tmp), top_k) if len(sources) > 1 else sources[0]
+        workloads, records = _fastest_records(source, top_k)
     destination.mkdir(parents=True)
-    (destination / WORKLOADS).write_text(workloads)
-    (destination / RECORDS).write_text("".join(line + "\n" for line in records))
+    for name, text in ((WORKLOADS, workloads), (RECORDS, "".join(line + "\n" for line in records))):
+        if compress:
+            (destination / f"{name}.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
+        else:
+            (destination / name).write_text(text)
     return len(records)
+
+
+def _merged(sources: list[Path], tmp: Path, top_k: int) -> Path:
+    """One database in `tmp` with each source's `top_k` fastest records per workload (a workload found in several
+    sources is one workload there)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    merged = open_database(tmp / "merged")
+    for i, source in enumerate(sources):
+        export_database(source, tmp / f"source{i}", top_k)
+        for r in open_database(tmp / f"source{i}").get_all_tuning_records():
+            merged.commit_tuning_record(ms.database.TuningRecord(
+                r.trace, merged.commit_workload(r.workload.mod), r.run_secs, r.target, r.args_info))
+    return tmp / "merged"
 
 
 def open_fastest(path: Path, top_k: int = 4):
@@ -97,12 +120,12 @@ def _fastest_records(path: Path, top_k: int) -> tuple[str, list[str]]:
     workload, read as JSON lines (MetaSchedule's JSONDatabase format: `[workload index, [trace, run
     seconds, target, argument info]]`) without loading the traces."""
     try:
-        workloads = (path / WORKLOADS).read_text()
-        lines = (path / RECORDS).read_text().splitlines()
+        workloads, text = _read(path, WORKLOADS), _read(path, RECORDS)
     except OSError as e:
         raise EdgenasError(f"cannot read the tuning database {path} ({e.strerror}); run edgenas tune") from None
+    lines = text.splitlines()
     timed: dict[int, list[tuple[float, int, str]]] = {}
-    cut = not (path / RECORDS).read_bytes().endswith(b"\n")  # the last record was cut mid-line by an interrupt
+    cut = not text.endswith("\n")  # the last record was cut mid-line by an interrupt
     for n, line in enumerate(lines[:-1] if cut and lines else lines):
         try:
             workload, (_, run_secs, _, _) = json.loads(line)
@@ -114,6 +137,13 @@ def _fastest_records(path: Path, top_k: int) -> tuple[str, list[str]]:
             timed.setdefault(workload, []).append((mean, n, line))
     kept = sorted((n, line) for rs in timed.values() for _, n, line in sorted(rs)[:top_k])
     return workloads, [line for _, line in kept]
+
+
+def _read(path: Path, name: str) -> str:
+    """The file `name` of the database at `path`, or its gzip-compressed form `name.gz` (as databases ship)."""
+    if not (path / name).exists() and (path / f"{name}.gz").exists():
+        return gzip.decompress((path / f"{name}.gz").read_bytes()).decode()
+    return (path / name).read_text()
 
 
 def _drop_partial_line(path: Path) -> None:

@@ -96,6 +96,28 @@ def test_interrupted_tuning_resumes_and_skips_tuned_tasks(small, tmp_path):
     assert again.trials_run == 0 and all(t.skipped for t in again.tasks)
 
 
+@pytest.mark.slow  # tunes twice: ~40 s
+def test_a_time_budget_leaves_no_task_untuned_and_a_rerun_tops_up(small, tmp_path):
+    """Past the budget every task still gets FLOOR_TRIALS, heaviest first; the summary says so, and a run
+    without a budget gives the floored tasks the rest of their trials."""
+    from edgenas.compiler.tune import FLOOR_TRIALS
+
+    db = tmp_path / "db"
+    said = []
+    short = tune("host", small, trials=FLOOR_TRIALS + 2, db=db, archs=[ARCH], budget_minutes=0.001, log=said.append)
+    assert short.tasks and all(t.floored and t.trials_run <= FLOOR_TRIALS for t in short.tasks)
+    assert all(t.best_us is not None for t in short.tasks), "every kernel has a schedule"
+    work = [t.weight * t.work for t in short.tasks]
+    assert work == sorted(work, reverse=True), "the most work first"
+    assert f"given {FLOOR_TRIALS} trials to keep within the budget" in short.summary()
+    topped = tune("host", small, trials=FLOOR_TRIALS + 2, db=db, archs=[ARCH])
+    # a task whose search space ran out before the floor has all it can get; the others get their 2 more
+    assert {t.name for t in topped.tasks if t.skipped} == {t.name for t in short.tasks if t.trials_run < FLOOR_TRIALS}
+    assert all(0 < t.trials_run <= 2 for t in topped.tasks if not t.skipped) and topped.trials_run > 0
+    with pytest.raises(EdgenasError, match="--budget-minutes must be a positive"):
+        tune("host", small, db=db, archs=[ARCH], budget_minutes=0)
+
+
 def test_compile_reports_tuned_and_fallback_kernels(small, tuned_db, tmp_path):
     _, lib = compiled(small, ARCH_1X1, tuned_db, tmp_path)
     assert lib.tuned and lib.fallback  # its 1x1 convolutions were never tuned
@@ -156,6 +178,27 @@ def test_exported_database_keeps_each_workloads_fastest_records(small, tuned_db,
     assert small_db.tuned == full.tuned
     with pytest.raises(EdgenasError, match="exists"):
         export_database(tuned_db, tmp_path / "shipped")
+
+
+@pytest.mark.skipif(not (SHIPPED_DATABASES / "x86_64").is_dir(), reason="merges the shipped database")
+def test_databases_merge_into_one_compressed_shipped_database(tuned_db, tmp_path):
+    """How the shipped database gathers every space's records: the union of the workloads (here the small
+    network's and the shipped full-size ones), each workload's fastest records, gzip-compressed, and read by
+    compile as a plain database is."""
+    shipped = tmp_path / "x86_64"
+    copied = export_database([tuned_db, SHIPPED_DATABASES / "x86_64"], shipped, top_k=2, compress=True)
+    assert sorted(p.name for p in shipped.iterdir()) == ["database_tuning_record.json.gz", "database_workload.json.gz"]
+    database = open_fastest(shipped, top_k=2)
+    merged = database.get_all_tuning_records()
+    parts = [open_fastest(p, top_k=2).get_all_tuning_records() for p in (tuned_db, SHIPPED_DATABASES / "x86_64")]
+    assert copied == len(merged) and max(map(len, parts)) < len(merged) <= sum(map(len, parts))
+    # every workload of either is served (workloads equal by anchor block may become one), by its fastest records
+    assert all(database.has_workload(r.workload.mod) for part in parts for r in part)
+    times = {float(r.run_secs[0]) for part in parts for r in part}
+    assert {float(r.run_secs[0]) for r in merged} <= times
+    for record in parts[0]:
+        best = database.get_top_k(database.commit_workload(record.workload.mod), 1)[0]
+        assert float(best.run_secs[0]) <= float(record.run_secs[0])
 
 
 @pytest.mark.skipif(not (SHIPPED_DATABASES / "x86_64").is_dir() or platform.machine() != "x86_64",
