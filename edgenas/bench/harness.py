@@ -17,7 +17,7 @@ from ..errors import EdgenasError
 from ..nas.benchmark import Benchmark
 from ..nas.checkpoint import Trained
 from ..nas.latency import LatencyPredictor
-from ..nas.metatrain import MetaTrainConfig, meta_train, meta_train_latency
+from ..nas.metatrain import MetaTrainConfig, default_source_task, meta_train, meta_train_latency
 
 
 @dataclass
@@ -40,14 +40,17 @@ class Oracle:
 
 
 def predictor_for(bench: Benchmark, held_out: str, allowed: list[str], log: Callable[[str], None],
-                  config: MetaTrainConfig = MetaTrainConfig()) -> tuple[Trained, float]:
-    """The shipped checkpoint if it is allowed for this held-out device, else models meta-trained here; and the
-    seconds meta-training took (0 for the shipped one)."""
+                  config: MetaTrainConfig = MetaTrainConfig(), accuracy_task: str | None = None
+                  ) -> tuple[Trained, float]:
+    """The shipped checkpoint if it is allowed for this held-out device and learnt its accuracy prior from
+    `accuracy_task` (default: the space's source task), else models meta-trained here; and the seconds
+    meta-training took (0 for the shipped one)."""
+    accuracy_task = accuracy_task or default_source_task(bench)
     shipped = _shipped_for(bench, held_out, allowed)
-    if shipped is not None:
+    if shipped is not None and shipped.accuracy_task == accuracy_task:
         return shipped, 0.0
     start = time.perf_counter()
-    trained = meta_train(bench, _meta_train_devices(held_out, allowed, log), config)
+    trained = meta_train(bench, _meta_train_devices(held_out, allowed, log), config, accuracy_task=accuracy_task)
     return trained, time.perf_counter() - start
 
 

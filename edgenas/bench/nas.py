@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import EdgenasError
 from ..nas.benchmark import Benchmark
 from ..nas.conditioning import device_descriptors
-from ..nas.metatrain import MetaTrainConfig
+from ..nas.metatrain import CAPACITY, MetaTrainConfig, default_source_task
 from ..nas.search import search
 from .harness import Oracle, budgets_for, predictor_for
 from .synthetic import UNSEEN_TASK, unseen_task
@@ -27,13 +27,25 @@ from .synthetic import UNSEEN_TASK, unseen_task
 ARMS = ("generator", "all_cells")  # how the search finds its candidates: proposals, or every architecture
 
 
-def bench_nas(bench: Benchmark, devices: list[str] | None, budgets: list[str], task: str = "cifar100",
-              source_task: str | None = "cifar10", latency_queries: int = 10, accuracy_queries: int = 10,
+def bench_nas(bench: Benchmark, devices: list[str] | None, budgets: list[str], task: str | None = None,
+              source_task: str | None = None, latency_queries: int = 10, accuracy_queries: int = 10,
               seeds: int = 5, meta_train_devices: list[str] | None = None,
               meta_training: MetaTrainConfig = MetaTrainConfig(), task_seed: int = 0,
               log: Callable[[str], None] = lambda _: None) -> dict:
     """Latency-constrained search on held-out devices: the pick's true accuracy over the best accuracy of any
-    architecture within budget (a pick over budget scores 0), for each of the arms the space allows."""
+    architecture within budget (a pick over budget scores 0), for each of the arms the space allows. `task`
+    defaults to the space's judged task, `source_task` (the table column searches know in advance; '' for none)
+    to its source task unless that is the judged one; models meta-trained here learn their accuracy prior from
+    the space's source task, or from the capacity proxy where that is the judged task."""
+    task = task or bench.space.judged_task
+    if task is None:
+        raise EdgenasError(f"{bench.source} has no accuracy column that space '{bench.space.name}' judges by; pass "
+                           f"--task with one of: {', '.join([*bench.tasks, UNSEEN_TASK])}")
+    if source_task is None:
+        source_task = bench.space.source_task if bench.space.source_task != task else None
+    source_task = source_task or None
+    prior_task = default_source_task(bench)
+    prior_task = CAPACITY if prior_task == task else prior_task
     if task not in bench.accuracy and task != UNSEEN_TASK:
         raise EdgenasError(f"task '{task}' is not a column of {bench.source}/accuracy.csv; known: "
                            f"{', '.join([*bench.tasks, UNSEEN_TASK])}")
@@ -59,7 +71,7 @@ def bench_nas(bench: Benchmark, devices: list[str] | None, budgets: list[str], t
     for d in devices:
         key = tuple(a for a in allowed if a != d)
         if key not in trainings:
-            trainings[key] = predictor_for(bench, d, allowed, log, meta_training)
+            trainings[key] = predictor_for(bench, d, allowed, log, meta_training, prior_task)
         trained, seconds = trainings[key]
         meta_train_seconds[d] = round(seconds, 1)
         source = bench.accuracy[source_task] if source_task and source_task != task else trained.accuracy.predict(x)
@@ -78,6 +90,7 @@ def bench_nas(bench: Benchmark, devices: list[str] | None, budgets: list[str], t
                 log(f"{d} budget {budget:.3f} ms, {arm}: ratio {mean:.4f}")
     summary = {arm: _summary([r for r in runs if r["arm"] == arm]) for arm in arms}
     return {"task": task, "task_seed": task_seed if task == UNSEEN_TASK else None, "source_task": source_task,
+            "prior_task": prior_task,
             "seeds": seeds, "meta_train_seconds": meta_train_seconds, "latency_queries": latency_queries,
             "accuracy_queries": accuracy_queries, **summary["generator"], "arms": summary,
             "baselines": {"best_source_fit": float(np.mean(transfer)) if transfer else None}, "runs": runs}
@@ -120,7 +133,8 @@ def table(result: dict) -> str:
     """`bench_nas`'s result as the table the CLI prints."""
     task = result["task"] + (f" (seed {result['task_seed']})" if result["task_seed"] is not None else "")
     lines = [f"{task}, source task {result['source_task'] or 'none'}, {result['latency_queries']} latency + "
-             f"{result['accuracy_queries']} accuracy queries, {result['seeds']} seeds",
+             f"{result['accuracy_queries']} accuracy queries, {result['seeds']} seeds, accuracy prior from "
+             f"{result['prior_task']}",
              f"{'device':<15} {'arm':<10} {'budget ms':>9} {'pick ms':>8} {'acc':>6} {'oracle':>6} {'ratio':>7} "
              f"{'over':>4}"]
     for r in result["runs"]:

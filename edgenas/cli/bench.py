@@ -50,10 +50,13 @@ def latency_command(data, space, devices, support, seeds, meta_seeds, meta_train
               help="Held-out device(s), comma-separated [default: the reference split's validation devices].")
 @click.option("--budget-ms", "budgets", default="p25,p50,p75", show_default=True,
               help="Latency budget(s), comma-separated: milliseconds, or pNN for the device's NN-th percentile.")
-@click.option("--task", default="cifar100", show_default=True,
-              help="Target task: an accuracy column, or synthetic_imagenet16 (an unseen ImageNet16-120-style task).")
+@click.option("--task", default=None,
+              help="Target task: an accuracy column, or synthetic_imagenet16 (an unseen ImageNet16-120-style task) "
+                   "[default: the space's judged task: nb201 cifar100, effnet imagenet_top1].")
 @click.option("--task-seed", default=0, show_default=True, type=int, help="Seed of the synthetic task.")
-@click.option("--source-task", default="cifar10", show_default=True, help="Prior-knowledge task ('' for none).")
+@click.option("--source-task", default=None,
+              help="Prior-knowledge task, '' for none [default: the space's source task (nb201: cifar10) unless it is "
+                   "the judged task].")
 @click.option("--latency-queries", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--accuracy-queries", default=10, show_default=True, type=click.IntRange(min=0))
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1))
@@ -67,7 +70,7 @@ def nas_command(data, space, devices, budgets, task, task_seed, source_task, lat
     from ..nas.benchmark import load_benchmark
 
     result = bench_nas(load_benchmark(data, space or space_of_folder(data)), names(devices), names(budgets), task=task,
-                       source_task=source_task or None, latency_queries=latency_queries,
+                       source_task=source_task, latency_queries=latency_queries,
                        accuracy_queries=accuracy_queries, seeds=seeds,
                        meta_train_devices=names(meta_train_devices), task_seed=task_seed, log=log)
     click.echo(json.dumps(result, indent=2) if as_json else table(result))

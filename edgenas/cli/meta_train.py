@@ -15,20 +15,22 @@ from .shell import log, names, space_of_folder
 @click.option("--seed", default=0, show_default=True)
 @click.option("--accuracy-task", default=None,
               help="Source-task accuracy column: the accuracy prior, task predictor and generator learn from it "
-                   "[default: cifar10 where the table has it, else the capacity proxy: log FLOPs + log parameters].")
+                   "[default: the space's source task (nb201: cifar10, effnet: imagenet_top1) where the table has "
+                   "it, else the capacity proxy: log FLOPs + log parameters].")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
 def command(data, space, devices, steps, seed, accuracy_task, output):
     """Meta-train the latency predictor, task predictor and generator across a benchmark's devices."""
     from ..nas.benchmark import load_benchmark
-    from ..nas.metatrain import CAPACITY, MetaTrainConfig, meta_train
+    from ..nas.metatrain import CAPACITY, MetaTrainConfig, default_source_task, meta_train
 
     bench = load_benchmark(data, space or space_of_folder(data))
     chosen = names(devices) or bench.devices
     if accuracy_task is None:
-        accuracy_task = "cifar10" if "cifar10" in bench.accuracy else CAPACITY
+        accuracy_task = default_source_task(bench)
         if accuracy_task == CAPACITY:
-            log(f"{bench.source} has no cifar10 accuracies: the accuracy prior is the capacity proxy (log FLOPs + log "
-                f"parameters); accuracy shots on your task correct it")
+            source = bench.space.source_task
+            log(f"{bench.source} has no {source or 'source-task'} accuracies: the accuracy prior is the capacity proxy "
+                f"(log FLOPs + log parameters); accuracy shots on your task correct it")
     trained = meta_train(bench, chosen, MetaTrainConfig(steps=steps), seed=seed, log=log, accuracy_task=accuracy_task)
     trained.save(output)
     click.echo(f"checkpoint {output}  ({len(chosen)} devices: {', '.join(chosen)})")

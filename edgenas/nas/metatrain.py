@@ -45,6 +45,7 @@ def train_accuracy_prior(x: np.ndarray, accuracy: np.ndarray, steps: int = 1500,
     return model.eval()
 
 
+MIN_MEASURED = 100  # architectures a latency column needs: episodes of up to 50 support and 50 query rows
 CAPACITY = "capacity"  # the source task of a table without accuracies: the capacity proxy
 
 
@@ -64,12 +65,18 @@ class MetaTrainConfig:
     episodes: int = 4000
 
 
+def default_source_task(bench: Benchmark) -> str:
+    """The space's source task where the table has that accuracy column, else the capacity proxy."""
+    return bench.space.source_task if bench.space.source_task in bench.accuracy else CAPACITY
+
+
 def meta_train(bench: Benchmark, devices: list[str], config: MetaTrainConfig = MetaTrainConfig(), seed: int = 0,
-               log: Callable[[str], None] | None = None, accuracy_task: str = "cifar10") -> Trained:
+               log: Callable[[str], None] | None = None, accuracy_task: str | None = None) -> Trained:
     """Meta-train everything the search uses from a benchmark: the latency predictor on the latency columns
     `devices`, the accuracy prior and the task predictor on the source task `accuracy_task` (a column of the
-    table's accuracies, or `CAPACITY` for a table without any), and the generator distilled from both, as long
-    as `config` says."""
+    table's accuracies, or `CAPACITY`; default: `default_source_task`), and the generator distilled from both, as
+    long as `config` says."""
+    accuracy_task = accuracy_task or default_source_task(bench)
     if accuracy_task not in bench.accuracy and accuracy_task != CAPACITY:
         raise EdgenasError(f"source task '{accuracy_task}' is not a column of {bench.source}/accuracy.csv; pass "
                            f"--accuracy-task with one of: {', '.join([*bench.tasks, CAPACITY])}")
@@ -142,6 +149,12 @@ def train_latency_predictor(decisions: tuple[int, ...], x: np.ndarray, costs: np
                      if sum(f != family[j] for f in family) else []) for j in range(len(devices))]
     without_profile = descriptor_vector(None)
     valid = [np.flatnonzero(np.isfinite(table[:, j])) for j in range(len(devices))]
+    fewest = min(len(v) for v in valid)  # a column measured on few architectures: smaller episodes for all
+    if fewest < MIN_MEASURED:
+        raise EdgenasError(f"device '{devices[int(np.argmin([len(v) for v in valid]))]}' has latencies for only "
+                           f"{fewest} architectures; meta-training needs {MIN_MEASURED} per device, measure more")
+    queries = min(queries, fewest // 2)
+    max_support = min(max_support, fewest - queries)
     params = [p for name, p in model.named_parameters() if not name.startswith("basis.")]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
@@ -245,6 +258,7 @@ def _calibrate(model: LatencyPredictor, phi: torch.Tensor, table: np.ndarray, de
     one predicted with the device left out."""
     dev = np.repeat(np.arange(table.shape[1]), episodes)
     mask = model.column_mask(len(dev), [[j] for j in dev])
+    queries = min(queries, min(len(v) for v in valid) - max(CALIBRATION_SUPPORTS))
     for c, k in enumerate(CALIBRATION_SUPPORTS):
         s, q, sy, qy = _episode(rng, valid, table, dev, k, queries)
         unit = sy.mean(1, keepdims=True) if k else np.exp(loo_units[dev])[:, None]

@@ -95,6 +95,10 @@ class SearchSpace(ABC):
     checkpoint: Path | None = None  # the few-shot models meta-trained for this space, shipped with edgenas
     # The reference split of the space's benchmark table (its README): meta-training and validation devices.
     reference_split: dict[str, tuple[str, ...]] = {}
+    # The table's accuracy columns: what the shipped checkpoint's accuracy prior learns from (`source_task`; None:
+    # the capacity proxy) and what `bench nas` judges picks by (`judged_task`; None: the table has no accuracy).
+    source_task: str | None = None
+    judged_task: str | None = None
 
     @abstractmethod
     def canonical(self, arch: str) -> str:

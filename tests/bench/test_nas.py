@@ -6,6 +6,7 @@ from edgenas.bench.nas import bench_nas, table
 from edgenas.bench.synthetic import UNSEEN_TASK, unseen_task
 from edgenas.errors import EdgenasError
 from edgenas.nas.benchmark import load_benchmark
+from edgenas.nas.metatrain import MetaTrainConfig
 
 from ..conftest import TINY
 
@@ -54,3 +55,36 @@ def test_bench_nas_refuses_a_bad_budget_before_meta_training(synthetic_benchmark
     with pytest.raises(EdgenasError, match="budget 'fast' is neither milliseconds nor a percentile"):
         bench_nas(load_benchmark(synthetic_benchmark), ["dev5"], ["fast"], log=said.append)
     assert not said, "nothing was meta-trained for a run that cannot start"
+
+
+@pytest.fixture(scope="module")
+def tiny_effnet_table(tmp_path_factory):
+    """An effnet-space table in the shared format: 300 sampled architectures, four devices whose latency follows
+    FLOPs and parameters differently, and an ImageNet accuracy that grows with capacity."""
+    from edgenas.spaces import get_space
+
+    sp = get_space("effnet")
+    archs = sp.sample(300, seed=0)
+    costs = np.array([(c.flops, c.params) for c in map(sp.costs, archs)], dtype=float)
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("effnet")
+    (folder / "archs.csv").write_text("index,arch\n" + "".join(f"{i},{a}\n" for i, a in enumerate(archs)))
+    lat = {f"dev{j}": (costs / [1e8, 1e6]) @ rng.uniform(0.5, 2, 2) * (1 + 0.02 * rng.standard_normal(300))
+           for j in range(4)}
+    (folder / "latency_ms.csv").write_text("index," + ",".join(lat) + "\n" + "".join(
+        f"{i}," + ",".join(f"{v[i]:.5f}" for v in lat.values()) + "\n" for i in range(300)))
+    top1 = 60 + 3 * np.log(costs[:, 0] / costs[:, 0].min()) + rng.normal(0, 0.5, 300)
+    (folder / "accuracy.csv").write_text("index,imagenet_top1\n" + "".join(f"{i},{top1[i]:.3f}\n" for i in range(300)))
+    return folder
+
+
+def test_bench_nas_on_effnet_judges_imagenet_with_a_capacity_prior(tiny_effnet_table):
+    """The space says what is judged (imagenet_top1); the prior then cannot have learnt it: models meta-trained
+    for the bench learn from the capacity proxy, and no source-task table is known in advance."""
+    bench = load_benchmark(tiny_effnet_table, space="effnet")
+    result = bench_nas(bench, ["dev3"], ["p50"], seeds=1, meta_train_devices=["dev0", "dev1", "dev2"],
+                       meta_training=MetaTrainConfig(steps=60, episodes=200))
+    assert (result["task"], result["source_task"], result["prior_task"]) == ("imagenet_top1", None, "capacity")
+    assert set(result["arms"]) == {"generator"}, "a space that cannot be listed is searched from proposals only"
+    assert result["violations"] == 0 and 0 < result["mean_ratio"] <= 1
+    assert table(result).splitlines()[0].endswith("accuracy prior from capacity")

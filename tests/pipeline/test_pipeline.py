@@ -226,4 +226,5 @@ def test_an_effnet_architecture_compiles_for_a_non_square_input_and_runs_like_py
     x = np.random.default_rng(0).standard_normal((1, 3, 48, 32)).astype(np.float32)
     with torch.no_grad():
         expected = effnet.build(arch)(torch.from_numpy(x)).numpy()
-    assert np.abs(load(art.directory).predict(x) - expected).max() < 1e-3
+    assert expected.std() > 0.1, "the network's output depends on its input (batch norms calibrated)"
+    assert np.abs(load(art.directory).predict(x) - expected).max() < 1e-4 * np.abs(expected).max()

@@ -80,6 +80,17 @@ def test_the_network_has_the_readmes_shapes():
     assert (squeeze.in_channels, squeeze.out_channels) == (96, 4)
 
 
+def test_an_untrained_network_carries_signal_to_its_logits(effnet):
+    """With PyTorch's initial batch-norm statistics the logits would be the classifier's bias alone (1e-14
+    apart): runtimes would agree whatever they computed."""
+    x = torch.randn(2, *effnet.input_shape[1:], generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        y = effnet.build(B0)(x)
+        again = effnet.build(B0)(x)
+    assert y.std() > 0.05 and (y[0] - y[1]).abs().max() > 0.05
+    assert torch.equal(y, again), "the same seed builds the same network"
+
+
 def test_parameters_are_efficientnet_b0s_and_pytorchs(effnet):
     assert effnet.costs(B0).params == 5_288_548, "EfficientNet-B0's 5.29 M"
     for arch in [B0, *effnet.sample(4, seed=2)]:

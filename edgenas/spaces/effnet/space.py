@@ -7,11 +7,13 @@ An arch string is the 7 blocks joined by '-', block 0 first, each `e{E}k{K}l{L}`
 the deployed graph (batch norms folded, SiLU fused into its convolution): MACs of every convolution (the
 squeeze-excitation's included) and the classifier, trainable parameters (the table's `mparams`), and the peak of
 live activations when the layers run in order (a layer's input stays alive until its residual addition, the
-depthwise output until the squeeze-excitation has scaled it).
+depthwise output until the squeeze-excitation has scaled it). A network is built with its batch norms'
+statistics taken from a seeded random batch (`network.calibrate_batch_norms`), so its output carries signal.
 """
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +42,12 @@ from .blocks import (
 class EffNet(SearchSpace):
     name = "effnet"
     size = int(np.prod([len(EXPANDS) * len(KERNELS) * n * 2 for n in MAX_LAYERS]))
+    checkpoint = Path(__file__).parent / "checkpoint.pt"  # meta-trained on the table's four columns
+    # The table's README names no split: its GPUs' twins stay apart (a100 trains, rtx3090 validates), the FPGA and
+    # the TPU, each alone of its kind, train.
+    reference_split = {"meta_train": ("zcu102", "a100", "tpuv2"), "validation": ("rtx3090",)}
+    # ImageNet top-1 is both what the shipped prior knows and what bench nas judges (with a capacity prior there)
+    source_task, judged_task = "imagenet_top1", "imagenet_top1"
 
     def __init__(self, input_size: int = 224, in_channels: int = 3, num_classes: int = 1000, batch: int = 1,
                  input_width: int | None = None):
@@ -112,11 +120,11 @@ class EffNet(SearchSpace):
     def build(self, arch: str, seed: int = 0):
         import torch
 
-        from .network import EffNetNetwork
+        from .network import EffNetNetwork, calibrate_batch_norms
 
         blocks = self.parse(arch)
         torch.manual_seed(seed)
-        return EffNetNetwork(blocks, self.config).eval()
+        return calibrate_batch_norms(EffNetNetwork(blocks, self.config), self.input_shape, seed)
 
     # --- static costs ---------------------------------------------------------------------------------------
     def costs(self, arch: str) -> Costs:

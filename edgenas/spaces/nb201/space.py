@@ -33,6 +33,7 @@ class NB201(SearchSpace):
         "meta_train": ("1080ti_1", "1080ti_32", "1080ti_256", "silver_4114", "silver_4210r", "samsung_a50", "pixel3",
                        "essential_ph_1", "samsung_s7"),
         "validation": ("titanx_1", "titanx_32", "titanx_256", "gold_6240")}
+    source_task, judged_task = "cifar10", "cifar100"
 
     def __init__(self, channels: int = 16, cells_per_stage: int = 5, input_size: int = 32, in_channels: int = 3,
                  num_classes: int = 10, batch: int = 1):
