@@ -5,11 +5,11 @@ transposition happens once, at compile time): the innermost loop then runs over 
 both the output and the weights, and vectorises across the full SIMD width even where the image is small (8x8
 in NB201's last stage, where NCHW's innermost loop over 8 pixels filled half an AVX-512 register and tuned
 schedules ran 2.5x slower). Then Relax's default pipeline (legalisation, fusion, TIR lowering) for LLVM, plus
-the fusion of elementwise prologues (fusion.py); where the target has a tuning database (`tuning_db.py`), its
-MetaSchedule schedules replace the default ones of every kernel they match, and the library records which
-kernels were tuned and which fell back. CUDA
-targets get DLight's default GPU schedules for kernels without tuned ones. Libraries for another
-instruction set are linked with the target's cross compiler, so an aarch64 target yields a real ARM ELF.
+the fusion of elementwise prologues (fusion.py) and, on CPUs, a vectorisable sigmoid (fastmath.py); where the
+target has a tuning database (`tuning_db.py`), its MetaSchedule schedules replace the default ones of every
+kernel they match, and the library records which kernels were tuned and which fell back. CUDA targets get
+DLight's default GPU schedules for kernels without tuned ones. Libraries for another instruction set are linked
+with the target's cross compiler, so an aarch64 target yields a real ARM ELF.
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from ..console import progress_bar
 from ..device.profile import PROFILES, Profile
@@ -41,6 +41,19 @@ FLOPS_PER_BYTE = 10  # a CPU of this class: ~200 GFLOP/s against ~20 GB/s, so a 
 FLOOR_TRIALS = 4  # what each task gets at least under a time budget: no kernel is left to the default schedule
 TRIALS_PER_ROUND = 32  # candidates measured between cost-model updates
 PROGRESS = "edgenas_progress.json"  # per task: records wanted, and whether its search space ran out
+
+
+class Planned(NamedTuple):
+    """A task as the run plans it: its work, the trials it is wanted to have, the records it has."""
+
+    task: object  # MetaSchedule's ExtractedTask
+    weight: int
+    flops: float
+    work: float
+    wanted: int
+    have: int
+    key: str
+    done: bool  # it has its records, or its search space ran out
 
 
 @dataclass(frozen=True)
@@ -93,7 +106,7 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
          log: Callable[[str], None] = lambda _: None) -> TuneReport:
     """`edgenas tune`: tune the workloads of `space`'s covering architectures (or of `archs`) for the
     profile's target, `trials` candidates per task (a quarter for light tasks), into the database `db`
-    (default: the target's), the tasks with the most work (calls x FLOPs) first. Tasks that already have their
+    (default: the target's), the tasks with the most work (calls x `_work`) first. Tasks that already have their
     records are skipped. With `budget_minutes`, a task whose trials would not leave FLOOR_TRIALS for each task
     after it within the budget (at the seconds per trial measured so far) gets FLOOR_TRIALS only: the run ends
     near the budget with every task tuned, and a rerun tops the short ones up."""
@@ -153,10 +166,10 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
         have = _records(database, mod)
         key = _key(mod)
         exhausted = progress.get(key, {}).get("exhausted", False)
-        plan.append((task, weight, flops, work, wanted, have, key, have >= wanted or exhausted))
-    plan.sort(key=lambda p: -p[1] * p[3])  # the most work first: a budget then falls short on light tasks
-    to_run = sum(w - h for _, _, _, _, w, h, _, done in plan if not done)
-    log(f"{sum(1 for p in plan if p[-1])} tasks already tuned; {to_run} trials to run at most")
+        plan.append(Planned(task, weight, flops, work, wanted, have, key, have >= wanted or exhausted))
+    plan.sort(key=lambda p: -p.weight * p.work)  # the most work first: a budget then falls short on light tasks
+    to_run = sum(p.wanted - p.have for p in plan if not p.done)
+    log(f"{sum(p.done for p in plan)} tasks already tuned; {to_run} trials to run at most")
 
     _configure_threads(target)
     _register_cpu_intrinsics(target)
@@ -177,7 +190,7 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
         budget = wanted - have
         floored = False
         if budget_minutes is not None:
-            reserve = sum(max(0, FLOOR_TRIALS - p[5]) for p in plan[n:] if not p[-1])  # the floors of those after
+            reserve = sum(max(0, FLOOR_TRIALS - p.have) for p in plan[n:] if not p.done)  # the floors of those after
             per_trial = tuned_seconds / ran if ran else 1.0
             if t0 - start + per_trial * (budget + reserve) > 60 * budget_minutes:
                 floored = True
