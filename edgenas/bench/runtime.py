@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import host, mobile
 from ..compiler.export import check_output
-from ..device.profile import PROFILES
+from ..device.profile import PROFILES, Profile
 from ..errors import EdgenasError
 from ..measure.machine import exclusive
 from ..measure.timing import Timing, time_interleaved
@@ -26,15 +26,15 @@ from ..runtimes import RUNTIMES, Session
 from ..spaces import DEFAULT_SPACE, get_space
 
 
-def bench_runtime(profile: str = "host", archs: list[str] | None = None, count: int = 6, space: str = DEFAULT_SPACE,
-                  timing: Timing = Timing(), seed: int = 0, log: Callable[[str], None] = lambda _: None
-                  ) -> dict[str, Any]:
+def bench_runtime(profile: str | Profile = "host", archs: list[str] | None = None, count: int = 6,
+                  space: str = DEFAULT_SPACE, timing: Timing = Timing(), seed: int = 0,
+                  log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Time `archs` (default: `count` architectures at evenly spaced FLOPs quantiles of the space) on the
     tuned TVM library, onnxruntime and PyTorch eager; return per-architecture rows and the median ratios."""
-    prof = PROFILES.get(profile)
+    prof = PROFILES.get(profile) if isinstance(profile, str) else profile
     target = prof.resolved_target()
     if not target.runs_here:
-        raise EdgenasError(f"profile '{profile}' builds {target.machine}/{target.device} code, which cannot run on "
+        raise EdgenasError(f"profile '{prof.name}' builds {target.machine}/{target.device} code, which cannot run on "
                            f"this machine; bench runtime compares runtimes here, use --target host")
     sp = get_space(space, batch=prof.batch)
     archs = [sp.canonical(a) for a in archs] if archs else spread_by_flops(sp, count, seed)
@@ -55,7 +55,7 @@ def bench_runtime(profile: str = "host", archs: list[str] | None = None, count: 
     ratios = [r["runtimes"]["tvm"]["ratio_vs_onnxruntime"] for r in rows]
     eager = [r["runtimes"]["pytorch"]["ratio_vs_onnxruntime"] for r in rows]
     lite = [r["runtimes"]["litert"]["ratio_vs_onnxruntime"] for r in rows if "litert" in r["runtimes"]]
-    return {"profile": profile, "target": target.tvm, "threads": threads, "space": space,
+    return {"profile": prof.name, "batch": prof.batch, "target": target.tvm, "threads": threads, "space": space,
             "archs": rows, "median_ratio_tvm_vs_onnxruntime": float(np.median(ratios)),
             "max_ratio_tvm_vs_onnxruntime": float(np.max(ratios)),
             "median_ratio_pytorch_vs_onnxruntime": float(np.median(eager)),
@@ -68,8 +68,8 @@ def table(result: dict[str, Any]) -> str:
     """`bench_runtime`'s result as the table the CLI prints: per architecture and runtime the median, its
     spread (marked `!` where it stayed wider than the stability limit) and the ratio to onnxruntime."""
     names = list(result["archs"][0]["runtimes"])
-    lines = [f"p50 ms (spread = IQR/median), {result['threads']} threads, ratio = p50 / onnxruntime's; "
-             f"tuning database: {result['tuning_db'] or 'none'}",
+    lines = [f"p50 ms (spread = IQR/median), batch {result['batch']}, {result['threads']} threads, "
+             f"ratio = p50 / onnxruntime's; tuning database: {result['tuning_db'] or 'none'}",
              f"{'MFLOPs':>8} {'tuned':>6}  " + "  ".join(f"{n:>21}" for n in names) + "  arch"]
     for row in result["archs"]:
         cells = [f"{r['p50_ms']:7.3f} {r['spread']:5.1%}{' ' if r['stable'] else '!'} x{r['ratio_vs_onnxruntime']:.2f}"

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from .shell import UserError, json_option, log, names, space_of_folder, space_option
+from .shell import UserError, batch_option, json_option, log, names, profile_at, space_of_folder, space_option
 
 
 @click.group("bench")
@@ -82,10 +82,11 @@ def nas_command(data, space, devices, budgets, task, task_seed, source_task, lat
               help="Architectures at evenly spaced FLOPs quantiles of the space.")
 @click.option("--arch", "archs", multiple=True, help="An architecture to time instead (repeatable).")
 @space_option
+@batch_option
 @json_option()
-def runtime_command(profile, count, archs, space, as_json):
+def runtime_command(profile, count, archs, space, batch, as_json):
     """The same networks through tuned TVM, onnxruntime and PyTorch eager, interleaved, same threads."""
     from ..bench.runtime import bench_runtime, table
 
-    result = bench_runtime(profile, list(archs) or None, count=count, space=space, log=log)
+    result = bench_runtime(profile_at(profile, batch), list(archs) or None, count=count, space=space, log=log)
     click.echo(json.dumps(result, indent=2) if as_json else table(result))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .shell import Finite, UserError, json_option, log, profile_option, space_option
+from .shell import Finite, UserError, batch_option, json_option, log, profile_at, profile_option, space_option
 
 
 @click.command("compile")
@@ -38,15 +38,17 @@ from .shell import Finite, UserError, json_option, log, profile_option, space_op
                    "the generator on their accuracies.")
 @click.option("--shot-epochs", default=3, show_default=True, type=click.IntRange(min=1),
               help="Training epochs of each accuracy shot.")
+@batch_option
 @json_option("Print the report as JSON.")
 def command(profile, arch, latency_ms, memory_mb, measurements, output, force, space, db, tuning_db, no_measure,
-            data, epochs, accuracy_shots, shot_epochs, as_json):
+            data, epochs, accuracy_shots, shot_epochs, batch, as_json):
     """Compile ARCH, or the best architecture generated for the budgets, into a measured artifact."""
     from ..artifact.report import budget_verdicts, summary
     from ..pipeline.budget import compile_for_budget
     from ..pipeline.compile import compile_artifact
 
     out = output if output is not None else Path("out") / profile
+    profile = profile_at(profile, batch)
     if arch:
         if accuracy_shots:
             raise UserError("--accuracy-shots conditions a generated architecture; leave out --arch")

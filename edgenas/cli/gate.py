@@ -25,14 +25,18 @@ from .shell import Finite, json_option, log
 @click.option("--markdown", type=click.Path(dir_okay=False), default=None, help="Write the verdict as Markdown.")
 @click.option("--db", type=click.Path(dir_okay=False), default=None,
               help="Also record the measurement in this store (not with --baseline).")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Images per inference the artifact must take (it is timed at the batch it was compiled for; "
+                   "a mismatch is an error) [default: any].")
 @json_option("Print the verdict as JSON (checks, figures, notes, exit code).")
 def command(artifact, profile, budget_ms, percentile, tolerance, baseline, max_regression, junit, markdown, db,
-            as_json):
+            batch, as_json):
     """CI latency gate: time ARTIFACT on the profile's device; exit 0 within budget, 1 over it or regressed,
     2 on bad input or an unreachable device."""
     from ..gate import gate
 
     result = gate(artifact, profile, budget_ms=budget_ms, percentile=percentile, tolerance=tolerance,
-                  baseline=baseline, max_regression=max_regression, db=db, junit=junit, markdown=markdown, log=log)
+                  baseline=baseline, max_regression=max_regression, db=db, junit=junit, markdown=markdown, log=log,
+                  batch=batch)
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json else "\n".join(result.lines()))
     sys.exit(result.exit_code)

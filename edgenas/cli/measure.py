@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..runtimes import RUNTIMES
-from .shell import UserError, json_option, log, profile_option, space_option
+from .shell import UserError, batch_option, json_option, log, profile_at, profile_option, space_option
 
 
 @click.command("measure")
@@ -26,16 +26,17 @@ from .shell import UserError, json_option, log, profile_option, space_option
                    "ships LiteRT].")
 @space_option
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="Measurement store (SQLite).")
+@batch_option
 @json_option()
-def command(profile, archs, archs_file, sample, seed, parallel, runtimes, space, db, as_json):
+def command(profile, archs, archs_file, sample, seed, parallel, runtimes, space, db, batch, as_json):
     """Build, compile and time architectures on a profile's device (on an RPC profile, across every device of
     its key in parallel); each result goes into the store as it arrives, and what the store already holds for
     the profile is skipped, so a rerun resumes."""
-    from ..device.profile import PROFILES
     from ..pipeline.measure_archs import measure_archs
     from ..spaces import configure, read_archs
 
-    sp = configure(space, PROFILES.get(profile).batch)
+    profile = profile_at(profile, batch)
+    sp = configure(space, profile.batch)
     wanted = [*archs, *(read_archs(archs_file, sp) if archs_file else []),
               *(sp.sample(sample, seed) if sample else [])]
     if not wanted:

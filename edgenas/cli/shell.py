@@ -110,6 +110,15 @@ def names(text: str | None) -> list[str] | None:
 profile_option = click.option("--target", "-t", "profile", default="host", show_default=True,
                               help="Device profile: a name, or the path of its YAML file.")
 space_option = click.option("--space", default=DEFAULT_SPACE, show_default=True)
+batch_option = click.option("--batch", type=click.IntRange(min=1), default=None,
+                            help="Images per inference [default: the profile's, 1 for every shipped profile].")
+
+
+def profile_at(name: str, batch: int | None):
+    """The profile `name`, at `batch` images per inference when given (`--batch`)."""
+    from ..device.profile import PROFILES
+
+    return PROFILES.get(name).at_batch(batch)
 
 
 def json_option(help: str | None = None):

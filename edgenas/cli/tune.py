@@ -5,7 +5,7 @@ import json
 
 import click
 
-from .shell import Finite, json_option, log, profile_option, space_option
+from .shell import Finite, batch_option, json_option, log, profile_at, profile_option, space_option
 
 
 @click.command("tune")
@@ -20,16 +20,17 @@ from .shell import Finite, json_option, log, profile_option, space_option
               help="Tuning database directory [default: the target's, in the edgenas cache].")
 @click.option("--data", type=click.Path(), default=None,
               help="Tune for the image size, channels and classes of this data (as compile --data takes it).")
+@batch_option
 @json_option("Print the summary as JSON.")
-def command(profile, space, trials, budget_minutes, db, data, as_json):
+def command(profile, space, trials, budget_minutes, db, data, batch, as_json):
     """Tune every operator workload of the search space for the profile's target (MetaSchedule), once;
     any architecture then compiles with tuned schedules. A rerun resumes: tasks with their records are skipped."""
     from ..compiler.tune import tune
     from ..data.datasets import load_dataset
-    from ..device.profile import PROFILES
     from ..spaces import configure
 
+    profile = profile_at(profile, batch)  # the kernels of another batch size are other workloads, in the same database
     if data:
-        space = configure(space, PROFILES.get(profile).batch, load_dataset(data))
+        space = configure(space, profile.batch, load_dataset(data))
     report = tune(profile, space, trials=trials, db=db, budget_minutes=budget_minutes, log=log)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.summary())

@@ -7,7 +7,7 @@ machine's own instruction set.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,11 @@ class Profile:
         except EdgenasError as e:
             resolved = f"unresolved here: {e}"
         return {**asdict(self), "resolved_target": resolved}
+
+    def at_batch(self, batch: int | None) -> Profile:
+        """This profile with `batch` images per inference (`--batch N`); itself when `batch` is None or its own.
+        A measurement records its input shape, batch included, so those at another batch never mix with these."""
+        return self if batch in (None, self.batch) else replace(self, batch=batch)
 
     @property
     def ships_tflite(self) -> bool:

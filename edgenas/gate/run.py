@@ -41,11 +41,12 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
          percentile: float | None = None, tolerance: float | None = None, baseline: str | Path | None = None,
          max_regression: float | None = None, db: str | Path | None = None, junit: str | Path | None = None,
          markdown: str | Path | None = None, timing: Timing = Timing(),
-         log: Callable[[str], None] = lambda _: None) -> GateResult:
+         log: Callable[[str], None] = lambda _: None, batch: int | None = None) -> GateResult:
     """`edgenas gate`: check, time and judge `artifact` on `profile`; write the JUnit XML / Markdown reports
     asked for. Settings left None come from the configuration found from the current directory up, else the
-    profile's budget and the defaults. `db`: also record the measurements there. An error (EdgenasError) is
-    written to the reports too, as one errored testcase, before it is raised."""
+    profile's budget and the defaults. `db`: also record the measurements there. `batch`: the images per
+    inference the artifact must take (it is timed as compiled; the budget is for one inference). An error
+    (EdgenasError) is written to the reports too, as one errored testcase, before it is raised."""
     begin = datetime.now(timezone.utc)
     for report in (junit, markdown):
         for directory in (artifact, baseline):
@@ -55,7 +56,7 @@ def gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None =
                                    f"change what its manifest lists); write it outside the artifact")
     try:
         result = _gate(artifact, profile, budget_ms, percentile, tolerance, baseline, max_regression, db, timing,
-                       begin, log)
+                       begin, log, batch)
     except EdgenasError as e:
         _write_reports(junit_error(str(e), str(artifact), str(getattr(profile, "name", profile)), begin),
                        markdown_error(str(e), str(artifact)), junit, markdown)
@@ -82,7 +83,7 @@ def _write_reports(xml: str, text: str, junit: str | Path | None, markdown: str 
 
 def _gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None, percentile: float | None,
           tolerance: float | None, baseline: str | Path | None, max_regression: float | None, db: str | Path | None,
-          timing: Timing, begin: datetime, log: Callable[[str], None]) -> GateResult:
+          timing: Timing, begin: datetime, log: Callable[[str], None], batch: int | None) -> GateResult:
     profile = PROFILES.get(profile) if isinstance(profile, str) else profile
     settings, source = gate_settings(profile, Path.cwd(), {"latency_ms": budget_ms, "percentile": percentile,
                                                            "tolerance": tolerance, "max_regression": max_regression})
@@ -92,6 +93,9 @@ def _gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None,
     remote = place(profile, target)
     threads = threads_for(profile, target, remote)
     spec = new.manifest.inputs[0]
+    if batch is not None and spec.shape[0] != batch:
+        raise EdgenasError(f"{new.manifest.directory} takes batch {spec.shape[0]}, not {batch}; compile it with "
+                           f"edgenas compile --batch {batch}")
     x = np.random.default_rng(0).standard_normal(spec.shape).astype(spec.dtype)
     notes: list[str] = []
     where = f"rpc {remote.tracker} key {remote.key}" if remote else "this machine"

@@ -246,3 +246,10 @@ def test_the_github_actions_example_is_a_workflow_that_gates():
     assert "edgenas gate out/model --target host --junit gate.xml --markdown gate.md" in runs
     assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in steps)
     assert "self-hosted" in WORKFLOW.read_text()
+
+
+def test_a_batch_the_artifact_was_not_compiled_for_is_refused(artifacts):
+    new, _ = artifacts
+    result = run(new, "--target", "host", "--batch", 4, "--budget-ms", 10_000)
+    assert result.exit_code == 2 and "takes batch 1, not 4; compile it with edgenas compile --batch 4" in result.output
+    assert run(new, "--target", "host", "--batch", 1, "--budget-ms", 10_000).exit_code == 0

@@ -39,3 +39,21 @@ def test_the_table_marks_unstable_measurements():
     assert "UNSTABLE" not in lines[1] and lines[2].endswith("stored as #2  UNSTABLE: repeats spread too wide "
                                                             "(edgenas store remove --unstable drops it)")
     assert lines[-1].endswith("0 already stored; 1 unstable measurements (marked)")
+
+
+def test_another_batch_is_another_measurement(small, tmp_path):
+    """`--batch N`: the profile at N images per inference measures networks of that batch, stored under their
+    own input shape; what the store holds at batch 1 is neither skipped for it nor mixed with it."""
+    from edgenas.device.profile import PROFILES
+    from edgenas.spaces import get_space
+
+    db = tmp_path / "db.sqlite"
+    host = PROFILES.get("host")
+    assert host.at_batch(None) is host and host.at_batch(1) is host and host.at_batch(2).batch == 2
+    measure_archs("host", [ARCH], space=small, db=db, runtimes=["onnxruntime"], timing=FAST)
+    two = get_space("nb201", channels=8, cells_per_stage=1, batch=2)
+    run = measure_archs(host.at_batch(2), [ARCH], space=two, db=db, runtimes=["tvm", "onnxruntime"], timing=FAST)
+    assert run.skipped == [] and len(run.rows) == 1 and not run.failed
+    with Store(db) as store:
+        shapes = sorted((r.input_shape, r.runtime) for r in store.records())
+        assert shapes == [((1, 3, 32, 32), "onnxruntime"), ((2, 3, 32, 32), "onnxruntime"), ((2, 3, 32, 32), "tvm")]
