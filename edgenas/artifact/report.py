@@ -15,6 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ..compiler.schedules import HAND_SCHEDULED
 from ..compiler.tuning_db import SHIPPED_DATABASES
 
 FITS, MISSES, NEUTRAL, TVM = "#1a7f37", "#cf222e", "#57606a", "#0969da"
@@ -81,6 +82,8 @@ def summary(report: dict[str, Any], directory: Path) -> str:
                      f"{a['pick_beats']} of {len(a['sampled'])} sampled architectures (best "
                      f"{a['best_sampled_val_accuracy']:.2f}%)")
     comp = r["compile"]
+    origins = Counter(comp.get("schedule_from", {}).values())
+    hand = origins.pop(HAND_SCHEDULED, 0)
     if comp["tuning_db"] is None:
         how = f"untuned: no tuning database for this target; run edgenas tune --target {r['profile']}"
     elif comp["fallback"]:
@@ -89,12 +92,13 @@ def summary(report: dict[str, Any], directory: Path) -> str:
             how += f"; edgenas tune --target {r['profile']}{' --data DATA' if 'training' in r else ''} tunes them"
     else:
         how = "all tuned"
-    origins = Counter(comp.get("schedule_from", {}).values())
     if len(origins) > 1:  # the user's records first, the shipped ones for the workloads they lack
         how += "; schedules from " + ", ".join(f"{n} {_database_name(db)}" for db, n in origins.items())
     elif _shipped(comp["tuning_db"]):
         how += f"; from the database shipped for {Path(comp['tuning_db']).name}, edgenas tune --target " \
                f"{r['profile']} tunes for this CPU"
+    if hand:
+        how += f"; {hand} global pools scheduled by hand"
     lines.append(f"compiled   {comp['kernels']} kernels in {comp['seconds']:.1f} s ({how})")
     if not r["measured"]:
         lines.append(f"latency    not measured: {r['not_measured_because']}")
@@ -129,9 +133,9 @@ def summary(report: dict[str, Any], directory: Path) -> str:
             lines.append(f"litert     p50 {s['p50_ms']:.3f} ms  p90 {s['p90_ms']:.3f} ms on this machine "
                          f"({s['version']}, {s['threads']} threads; stored under profile 'host': it says nothing of "
                          f"the device)")
-    for c in r.get("search", {}).get("candidates", []):
-        predicted = "reference" if c["predicted_ms"] is None else f"{c['predicted_ms']:9.3f}"
-        lines.append(f"candidate  predicted {predicted:>9} ms  measured {c['measured_ms']:9.3f} ms  "
+    for c in r.get("search", {}).get("candidates", []):  # reference measurements are taken before any prediction
+        predicted = "reference point      " if c["predicted_ms"] is None else f"predicted {c['predicted_ms']:8.3f} ms"
+        lines.append(f"candidate  {predicted}  measured {c['measured_ms']:9.3f} ms  "
                      f"{'fits  ' if c['fits'] else 'misses'}  {c['arch']}")
     return "\n".join(lines)
 

@@ -7,7 +7,8 @@ in NB201's last stage, where NCHW's innermost loop over 8 pixels filled half an 
 schedules ran 2.5x slower). Then Relax's default pipeline (legalisation, fusion, TIR lowering) for LLVM, plus
 the fusion of elementwise prologues (fusion.py) and, on CPUs, a vectorisable sigmoid (fastmath.py); where the
 target has a tuning database (`tuning_db.py`), its MetaSchedule schedules replace the default ones of every
-kernel they match, and the library records which kernels were tuned and which fell back. CUDA targets get
+kernel they match, and the library records which kernels were tuned and which fell back. On CPUs the global
+average pools are scheduled by hand (schedules.py), whatever the database holds. CUDA targets get
 DLight's default GPU schedules for kernels without tuned ones. Libraries for another instruction set are linked
 with the target's cross compiler, so an aarch64 target yields a real ARM ELF.
 """
@@ -23,6 +24,7 @@ from ..device.target import ResolvedTarget
 from ..errors import EdgenasError
 from .fastmath import fast_sigmoid
 from .fusion import fuse_elementwise_prologues
+from .schedules import HAND_SCHEDULED, hand_schedule
 from .tuning_db import check_given, databases_for, open_fastest
 
 CPU_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "HWIO"]}  # pools and elementwise kernels follow their input
@@ -36,10 +38,10 @@ class CompiledLibrary:
     kernels: tuple[str, ...]  # the TIR functions of the compiled module
     modules: tuple[str, ...]  # kinds of the code modules in the library, e.g. ("llvm", "cuda")
     seconds: float
-    tuned: tuple[str, ...] = ()  # kernels scheduled from the tuning database
+    tuned: tuple[str, ...] = ()  # kernels scheduled from the tuning database, or by hand (schedules.py)
     fallback: tuple[str, ...] = ()  # kernels with the default (untuned) schedule
     tuning_db: Path | None = None  # the first database drawn from, if any
-    schedule_from: tuple[tuple[str, str], ...] = ()  # (tuned kernel, the database its schedule came from)
+    schedule_from: tuple[tuple[str, str], ...] = ()  # (tuned kernel, its schedule's database or HAND_SCHEDULED)
 
 
 def lower(onnx_path: str | Path, target: ResolvedTarget):
@@ -74,8 +76,12 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
     tvm_target = target.tvm_target()
     sources: dict[str, str] = {}
     with tvm_target:
+        if target.device == "cpu":
+            mod, hand = hand_schedule(mod, int(target.tvm.get("num-cores") or 4))  # cores unknown: 4 shares
+            sources.update((name, HAND_SCHEDULED) for name in hand)
         if databases:
-            mod, sources = _apply_databases(mod, databases, tvm_target)
+            mod, tuned = _apply_databases(mod, databases, tvm_target)
+            sources.update(tuned)
         if target.device == "cuda":
             from tvm.s_tir import dlight as dl
 

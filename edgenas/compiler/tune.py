@@ -8,10 +8,14 @@ and with batch norms as training leaves them (their kernels differ in bias addit
 convolution tuned once serves every fused epilogue it appears with, in every architecture. Then it tunes
 each task that the database does not yet hold enough records for, one task after another.
 
-Candidates are built and timed in this process (no builder or runner worker processes: their start-up,
-not the tuning, was most of the time of MetaSchedule's default local builder and runner here), with TVM's
-thread pool set up as `measure` sets it. MetaSchedule appends every measured record to the JSON database
-when the task's batch is done, so an interrupted run resumes from what is already there.
+Candidates are built in one long-lived worker process, each under a time limit (LLVM can take minutes on a
+pathological candidate: one of a 'mean' kernel ran for over 7 minutes; the worker is then killed and
+restarted), and timed in this process with TVM's thread pool set up as `measure` sets it. (MetaSchedule's
+default local builder starts fresh workers for every batch, which with their imports was most of the time.)
+MetaSchedule appends every measured record to the JSON database when the task's batch is done, so an
+interrupted run resumes from what is already there. A task whose workload the database holds is tuned on the
+database's copy (equal by anchor block, its blocks may be named otherwise), or its records would not load.
+Global average pools are not tuned: compile schedules them by hand (schedules.py).
 Where the database lives and how compile reads it is `tuning_db.py`'s.
 """
 from __future__ import annotations
@@ -34,12 +38,14 @@ from ..runtimes.tvm import configure_tvm_threads
 from ..spaces import DEFAULT_SPACE, SearchSpace, configure
 from .compile import blocks, lower
 from .export import export_onnx
+from .schedules import is_global_mean
 from .tuning_db import MODULE_EQUALITY, database_path, open_database
 
 LIGHT_WORK = 1e6  # tasks below this (small elementwise kernels, the head) get a quarter of the trials
 FLOPS_PER_BYTE = 10  # a CPU of this class: ~200 GFLOP/s against ~20 GB/s, so a byte moved weighs 10 FLOPs
 FLOOR_TRIALS = 4  # what each task gets at least under a time budget: no kernel is left to the default schedule
 TRIALS_PER_ROUND = 32  # candidates measured between cost-model updates
+BUILD_TIMEOUT_S = 60.0  # a candidate's LLVM build above this fails (most take well under a second)
 PROGRESS = "edgenas_progress.json"  # per task: records wanted, and whether its search space ran out
 
 
@@ -47,6 +53,7 @@ class Planned(NamedTuple):
     """A task as the run plans it: its work, the trials it is wanted to have, the records it has."""
 
     task: object  # MetaSchedule's ExtractedTask
+    mod: object  # the module tuned: the database's copy of the workload where it has one (see the plan)
     weight: int
     flops: float
     work: float
@@ -160,27 +167,31 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
     plan = []
     for task, weight in zip(tasks, weights):
         mod = task.dispatched[0]
+        if is_global_mean(mod["main"]):
+            log(f"{task.task_name}: scheduled by hand (compiler/schedules.py), not tuned")
+            continue
+        if database.has_workload(mod):  # equal by anchor block, but its other blocks may be named otherwise
+            mod = database.commit_workload(mod).mod  # there: a trace must replay on the module stored with it
         flops = float(estimate_tir_flops(mod))
         work = _work(mod, flops)
         wanted = trials if work >= LIGHT_WORK else max(1, min(trials, max(8, trials // 4)))
         have = _records(database, mod)
         key = _key(mod)
         exhausted = progress.get(key, {}).get("exhausted", False)
-        plan.append(Planned(task, weight, flops, work, wanted, have, key, have >= wanted or exhausted))
+        plan.append(Planned(task, mod, weight, flops, work, wanted, have, key, have >= wanted or exhausted))
     plan.sort(key=lambda p: -p.weight * p.work)  # the most work first: a budget then falls short on light tasks
     to_run = sum(p.wanted - p.have for p in plan if not p.done)
     log(f"{sum(p.done for p in plan)} tasks already tuned; {to_run} trials to run at most")
 
     _configure_threads(target)
     _register_cpu_intrinsics(target)
-    builder, runner = InProcessBuilder(), InProcessRunner()
+    builder, runner = WorkerBuilder(), InProcessRunner()
     cost_model = ms.cost_model.XGBModel(num_tuning_cores=max(1, target.tvm.get("num-cores") or 1))
     logger = _file_logger(path / "logs" / "tune.log")
     results: list[TaskResult] = []
     ran = 0
     tuned_seconds = 0.0
-    for n, (task, weight, flops, work, wanted, have, key, done) in enumerate(plan, start=1):
-        mod = task.dispatched[0]
+    for n, (task, mod, weight, flops, work, wanted, have, key, done) in enumerate(plan, start=1):
         if done:
             results.append(TaskResult(task.task_name, flops, work, weight, wanted, have, 0, _best_us(database, mod),
                                       True))
@@ -337,9 +348,17 @@ def _file_logger(path: Path) -> logging.Logger:
     return logger
 
 
-# --- in-process builder and runner ------------------------------------------------------------------------
-_BUILT: dict[str, object] = {}  # artifact key -> runtime module, from the builder to the runner
-_KEYS = itertools.count()
+# --- worker-process builder, in-process runner ----------------------------------------------------------
+def _build_candidate(mod, target, directory: str) -> str:
+    """In the builder's worker: compile one candidate with LLVM into a shared library under `directory`."""
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    fd, path = tempfile.mkstemp(suffix=".so", dir=directory)
+    os.close(fd)
+    tvm_build(mod, target=target).export_library(path)
+    return path
 
 
 def _derived(cls):
@@ -350,29 +369,36 @@ def _derived(cls):
 
 def _builder_class():
     from tvm.s_tir import meta_schedule as ms
+    from tvm.support.popen_pool import PopenWorker
 
-    class InProcessBuilder(ms.builder.PyBuilder):
-        """Builds each candidate with LLVM in this process; the artifact stays in memory. (Unlike MetaSchedule's
-        default builder it does not import tvm.s_tir.tensor_intrin, 23 s here, which only int8
-        tensorisation needs.)"""
+    class WorkerBuilder(ms.builder.PyBuilder):
+        """Builds each candidate in one long-lived worker process, at most `timeout` seconds each; a candidate
+        that runs over fails, and the worker is killed and started again. (Unlike MetaSchedule's default
+        builder it neither starts workers per batch nor imports tvm.s_tir.tensor_intrin, 23 s here, which
+        only int8 tensorisation needs.)"""
+
+        def __init__(self, timeout: float):
+            super().__init__()
+            self.timeout = timeout
+            self.worker = PopenWorker()
+            self.directory = tempfile.TemporaryDirectory(prefix="edgenas-tune-")
 
         def build(self, build_inputs):
-            from tvm.driver import build as tvm_build
             from tvm.s_tir.meta_schedule.builder import BuilderResult
-            from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
             results = []
             for inp in build_inputs:
                 try:
-                    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(inp.mod)
-                    key = f"in-process:{next(_KEYS)}"
-                    _BUILT[key] = tvm_build(mod, target=inp.target)
-                    results.append(BuilderResult(key, None))
+                    self.worker.send(_build_candidate, (inp.mod, inp.target, self.directory.name),
+                                     timeout=self.timeout)
+                    results.append(BuilderResult(self.worker.recv(), None))
+                except TimeoutError:
+                    results.append(BuilderResult(None, f"build ran over {self.timeout:.0f} s"))
                 except Exception as e:  # noqa: BLE001  (a failed candidate is a result, not an error)
                     results.append(BuilderResult(None, f"{type(e).__name__}: {e}"))
             return results
 
-    return _derived(InProcessBuilder)
+    return _derived(WorkerBuilder)
 
 
 def _runner_class():
@@ -394,8 +420,9 @@ def _runner_class():
             config = EvaluatorConfig(number=1, repeat=3, min_repeat_ms=10)
             futures = []
             for inp in runner_inputs:
-                module = _BUILT.pop(str(inp.artifact_path), None)
                 try:
+                    module = tvm.runtime.load_module(str(inp.artifact_path))
+                    os.unlink(str(inp.artifact_path))  # the loaded library stays mapped
                     dev = tvm.device(str(inp.device_type))
                     args = alloc_argument_common(fill, dev, [a.as_json() for a in inp.args_info], 1)
                     futures.append(LocalRunnerFuture(res=run_evaluator_common(module, dev, config, args)))
@@ -406,8 +433,8 @@ def _runner_class():
     return _derived(InProcessRunner)
 
 
-def InProcessBuilder():  # noqa: N802  (built lazily: importing edgenas must not import TVM)
-    return _builder_class()()
+def WorkerBuilder(timeout: float = BUILD_TIMEOUT_S):  # noqa: N802  (built lazily: importing edgenas imports no TVM)
+    return _builder_class()(timeout)
 
 
 def InProcessRunner():  # noqa: N802

@@ -46,6 +46,7 @@ def test_bench_latency_unknown_device(synthetic_benchmark):
         bench_latency(load_benchmark(synthetic_benchmark), ["dev7"])
 
 
+@pytest.mark.slow  # meta-trains twice: ~12 s
 def test_synthetic_devices_are_seeded_unlike_the_table_and_scored_like_devices(synthetic_benchmark):
     from edgenas.bench.synthetic import RECIPES, synthetic_devices
 

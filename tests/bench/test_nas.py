@@ -11,6 +11,7 @@ from edgenas.nas.metatrain import MetaTrainConfig
 from ..conftest import TINY
 
 
+@pytest.mark.slow  # meta-trains and searches: ~17 s
 def test_bench_nas_json_on_an_unseen_synthetic_task(synthetic_benchmark):
     """Both arms, an infeasible budget reported as a run, the transfer baseline, on a task no meta-training saw."""
     bench = load_benchmark(synthetic_benchmark)
@@ -78,6 +79,7 @@ def tiny_effnet_table(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # meta-trains on a tiny effnet table: ~25 s
 def test_bench_nas_on_effnet_judges_imagenet_with_a_capacity_prior(tiny_effnet_table):
     """The space says what is judged (imagenet_top1); the prior then cannot have learnt it: models meta-trained
     for the bench learn from the capacity proxy, and no source-task table is known in advance."""

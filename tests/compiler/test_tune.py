@@ -196,9 +196,12 @@ def test_databases_merge_into_one_compressed_shipped_database(tuned_db, tmp_path
     assert all(database.has_workload(r.workload.mod) for part in parts for r in part)
     times = {float(r.run_secs[0]) for part in parts for r in part}
     assert {float(r.run_secs[0]) for r in merged} <= times
-    for record in parts[0]:
+    def mean(r):
+        return sum(float(s) for s in r.run_secs) / len(r.run_secs)
+
+    for record in parts[0]:  # 'fastest' is by the mean of a record's repeats, as MetaSchedule ranks them
         best = database.get_top_k(database.commit_workload(record.workload.mod), 1)[0]
-        assert float(best.run_secs[0]) <= float(record.run_secs[0])
+        assert mean(best) <= mean(record)
 
 
 @pytest.mark.skipif(not (SHIPPED_DATABASES / "x86_64").is_dir() or platform.machine() != "x86_64",
@@ -235,3 +238,28 @@ def test_a_partial_database_of_ones_own_falls_back_per_workload(monkeypatch, tun
     assert lib.tuning_db == tuned_db and not lib.fallback, lib.fallback
     assert set(origins.values()) == {str(tuned_db), str(SHIPPED_DATABASES / "x86_64")}, "the user's first"
     assert sorted(origins) == sorted(lib.tuned)
+
+
+def test_a_candidate_build_that_runs_over_its_time_limit_fails_alone():
+    """Candidates are built in a worker process under a time limit: one that runs over is a failed candidate
+    (its worker is replaced), and the builder goes on with the next."""
+    import tvm
+    from tvm import te
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+
+    from edgenas.compiler.tune import WorkerBuilder
+
+    a = te.placeholder((64,), name="a")
+    b = te.compute((64,), lambda i: a[i] * 2.0, name="b")
+    mod = tvm.IRModule({"main": te.create_prim_func([a, b])})
+    target = tvm.target.Target("llvm")
+    slow = WorkerBuilder(timeout=1e-3).build([BuilderInput(mod, target)])[0]
+    assert slow.artifact_path is None and "ran over" in slow.error_msg
+    builder = WorkerBuilder()  # its artifacts live as long as it does
+    quick = builder.build([BuilderInput(mod, target)] * 2)
+    assert all(r.error_msg is None for r in quick)
+    lib = tvm.runtime.load_module(quick[1].artifact_path)
+    x = tvm.runtime.tensor(np.arange(64, dtype="float32"))
+    y = tvm.runtime.tensor(np.zeros(64, dtype="float32"))
+    lib["main"](x, y)
+    np.testing.assert_array_equal(y.numpy(), np.arange(64) * 2.0)

@@ -201,6 +201,7 @@ def test_fleet_measurements_condition_generation_like_local_ones(tracker, shared
     assert support == pytest.approx({r["arch"]: r["tvm"]["p50_ms"] for r in run.rows}, abs=1e-5)
 
 
+@pytest.mark.slow  # times a network on two servers: ~16 s
 def test_a_device_far_slower_than_its_sibling_is_flagged(tracker, key, built):
     """One server throttled (stopped 20 ms of every 25, like a board at a fifth of its clock) times the reference
     library several times slower than its sibling."""

@@ -8,6 +8,7 @@ import pytest
 
 from edgenas.artifact.manifest import sha256
 from edgenas.artifact.report import summary
+from edgenas.compiler.schedules import HAND_SCHEDULED
 from edgenas.errors import EdgenasError
 
 from ..conftest import ARCH, ARCH_DEGENERATE
@@ -64,7 +65,9 @@ def test_report_has_costs_and_both_latencies(artifact):
         assert s["max_abs_error_vs_pytorch"] <= 1e-4
     assert report["tvm_vs_onnxruntime"] == pytest.approx(
         report["latency_ms"]["tvm"]["p50_ms"] / report["latency_ms"]["onnxruntime"]["p50_ms"], rel=1e-3)
-    assert report["compile"]["kernels"] == len(report["compile"]["fallback"])
+    compiled = report["compile"]  # no tuning database in tests: only the classifier's global pool is scheduled
+    assert compiled["tuning_db"] is None and compiled["schedule_from"] == {"mean": HAND_SCHEDULED}
+    assert compiled["kernels"] == len(compiled["fallback"]) + 1 and compiled["tuned"] == ["mean"]
 
 
 def test_every_measurement_is_in_the_store(artifact):
@@ -146,7 +149,6 @@ def test_generation_regenerates_after_a_measured_miss(nb201, tmp_path):
 
 
 def test_predict_only_profile_generates_from_stored_measurements(nb201, tmp_path):
-    from edgenas.artifact.report import summary
     from edgenas.measure.timing import Measurement, Stats
     from edgenas.pipeline.budget import compile_for_budget
     from edgenas.store import Store
@@ -189,6 +191,7 @@ def test_a_degenerate_architecture_is_never_generated_and_warned_about_with_arch
     assert "is degenerate" in art.report["warnings"][0]
 
 
+@pytest.mark.slow  # the fbnet space's compile; its own tests cover the rest: ~15 s
 def test_an_fbnet_architecture_compiles_and_runs_like_pytorch(tmp_path):
     """The second space through the same path: export, TVM compile, artifact, and the library's output."""
     import numpy as np
@@ -223,6 +226,9 @@ def test_an_effnet_architecture_compiles_for_a_non_square_input_and_runs_like_py
     art = compile_artifact("host", arch, tmp_path / "effnet", space=effnet, measure_latency=False)
     assert art.manifest["space"] == "effnet" and art.manifest["inputs"][0]["shape"] == [1, 3, 48, 32]
     assert art.report["costs"]["params"] == effnet.costs(arch).params
+    hand = [k for k, source in art.report["compile"]["schedule_from"].items() if source == HAND_SCHEDULED]
+    assert len(hand) >= 4 and all(k.startswith("mean") for k in hand), "squeeze-excitation's pools, by hand"
+    assert f"; {len(hand)} global pools scheduled by hand" in summary(art.report, art.directory)
     x = np.random.default_rng(0).standard_normal((1, 3, 48, 32)).astype(np.float32)
     with torch.no_grad():
         expected = effnet.build(arch)(torch.from_numpy(x)).numpy()
