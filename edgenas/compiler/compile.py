@@ -24,7 +24,7 @@ from ..device.target import ResolvedTarget
 from ..errors import EdgenasError
 from .fastmath import fast_sigmoid
 from .fusion import fuse_elementwise_prologues
-from .schedules import HAND_SCHEDULED, hand_schedule
+from .schedules import HAND_SCHEDULED, is_global_mean, schedule_global_mean
 from .tuning_db import check_given, databases_for, open_fastest
 
 CPU_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "HWIO"]}  # pools and elementwise kernels follow their input
@@ -77,8 +77,9 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
     sources: dict[str, str] = {}
     with tvm_target:
         if target.device == "cpu":
-            mod, hand = hand_schedule(mod, int(target.tvm.get("num-cores") or 4))  # cores unknown: 4 shares
-            sources.update((name, HAND_SCHEDULED) for name in hand)
+            threads = int(target.tvm.get("num-cores") or 4)  # cores unknown: 4 shares
+            mod, sources = _schedule_kernels(mod, lambda f: (schedule_global_mean(f, threads), HAND_SCHEDULED)
+                                             if is_global_mean(f) else None)
         if databases:
             mod, tuned = _apply_databases(mod, databases, tvm_target)
             sources.update(tuned)
@@ -111,22 +112,34 @@ def _apply_databases(mod, databases: list[tuple[str, object]], tvm_target):
     so a record tuned with one fused epilogue is replayed on another. A kernel on which none of its workload's
     best records replays keeps its default schedule, as does a kernel with no record
     (MetaScheduleApplyDatabase would fail the whole module instead)."""
-    from tvm import tirx
     from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
+
+    def from_databases(func):
+        one = _normalize_mod(func)
+        for name, database in databases:
+            sch = _replayed(one, database, tvm_target) if database.has_workload(one) else None
+            if sch is not None:
+                return sch, name
+        return None
+
+    return _schedule_kernels(mod, from_databases)
+
+
+def _schedule_kernels(mod, schedule):
+    """Replace the default schedule of each kernel not yet scheduled for which `schedule(func)` gives one, as
+    (the schedule, the name of its source); return the module and, per kernel so scheduled, that name."""
+    from tvm import tirx
 
     sources = {}
     for gv, func in list(mod.functions.items()):
         if not isinstance(func, tirx.PrimFunc) or (func.attrs and func.attrs.get("tirx.is_scheduled")):
             continue
-        one = _normalize_mod(func)
-        for name, database in databases:
-            sch = _replayed(one, database, tvm_target) if database.has_workload(one) else None
-            if sch is not None:
-                new = sch.mod["main"].with_attr("tirx.is_scheduled", True)
-                symbol = func.attrs.get("global_symbol") if func.attrs else None
-                mod[gv] = new.with_attr("global_symbol", symbol) if symbol else new.without_attr("global_symbol")
-                sources[gv.name_hint] = name
-                break
+        found = schedule(func)
+        if found is not None:
+            sch, sources[gv.name_hint] = found
+            new = sch.mod["main"].with_attr("tirx.is_scheduled", True)
+            symbol = func.attrs.get("global_symbol") if func.attrs else None
+            mod[gv] = new.with_attr("global_symbol", symbol) if symbol else new.without_attr("global_symbol")
     return mod, sources
 
 

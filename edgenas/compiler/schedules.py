@@ -60,19 +60,3 @@ def schedule_global_mean(func, threads: int):
     sch.reverse_compute_at(divide, sch.get_loops(total)[3])  # the division per channel, as its sum is done
     return sch
 
-
-def hand_schedule(mod, threads: int):
-    """The Relax module `mod` with each of its global-mean kernels scheduled by hand for `threads` threads;
-    also the names of those kernels."""
-    from tvm import tirx
-
-    names = []
-    for gv, func in list(mod.functions.items()):
-        if not isinstance(func, tirx.PrimFunc) or (func.attrs and func.attrs.get("tirx.is_scheduled")):
-            continue
-        if is_global_mean(func):
-            new = schedule_global_mean(func, threads).mod["main"].with_attr("tirx.is_scheduled", True)
-            symbol = func.attrs.get("global_symbol") if func.attrs else None
-            mod[gv] = new.with_attr("global_symbol", symbol) if symbol else new.without_attr("global_symbol")
-            names.append(gv.name_hint)
-    return mod, names
