@@ -198,7 +198,9 @@ def test_fleet_measurements_condition_generation_like_local_ones(tracker, shared
     run = measure_archs(profile, archs, space=small, db=tmp_path / "db.sqlite", timing=FAST)
     with Store(tmp_path / "db.sqlite") as store:
         support = store.latest(profile.name, small.name, configure(small, profile.batch).input_shape)
-    assert support == pytest.approx({r["arch"]: r["tvm"]["p50_ms"] for r in run.rows}, abs=1e-5)
+    # a timing taken while the server's other processes kept it busy is stored, flagged, and not support
+    expected = {r["arch"]: r["tvm"]["p50_ms"] for r in run.rows if not r["tvm"]["under_load"]}
+    assert len(run.rows) == 2 and support == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.slow  # times a network on two servers: ~16 s
