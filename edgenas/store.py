@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator, TextIO
 
 from . import __version__, host
-from .device.profile import PROFILES, Profile
+from .device.profile import Profile, as_profile
 from .device.target import TARGETS
 from .errors import EdgenasError
 from .measure.timing import Measurement
@@ -313,7 +313,7 @@ def import_latencies(path: str | Path, profile: str | Profile, space: str | Sear
     """`edgenas store import`: add the latencies of a CSV (`arch,latency_ms`, measured elsewhere) to the store as
     measurements of `profile` on `runtime` (default: the runtime it deploys), where they join its support set.
     Every line is checked before anything is written."""
-    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    profile = as_profile(profile)
     runtime = get_runtime(runtime or profile.runtime).name
     sp = configure(space, profile.batch)
     latencies = read_latencies(path, sp)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import host, mobile
 from ..compiler.export import check_output
-from ..device.profile import PROFILES, Profile
+from ..device.profile import Profile, as_profile
 from ..errors import EdgenasError
 from ..measure.machine import exclusive
 from ..measure.timing import Timing, time_interleaved
@@ -31,7 +31,7 @@ def bench_runtime(profile: str | Profile = "host", archs: list[str] | None = Non
                   log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Time `archs` (default: `count` architectures at evenly spaced FLOPs quantiles of the space) on the
     tuned TVM library, onnxruntime and PyTorch eager; return per-architecture rows and the median ratios."""
-    prof = PROFILES.get(profile) if isinstance(profile, str) else profile
+    prof = as_profile(profile)
     target = prof.resolved_target()
     if not target.runs_here:
         raise EdgenasError(f"profile '{prof.name}' builds {target.machine}/{target.device} code, which cannot run on "

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from ..console import progress_bar
-from ..device.profile import PROFILES, Profile
+from ..device.profile import Profile, as_profile
 from ..device.target import ResolvedTarget
 from ..errors import EdgenasError
 from ..runtimes.tvm import configure_tvm_threads
@@ -123,7 +123,7 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
         raise EdgenasError(f"--trials must be at least 1, got {trials}")
     if budget_minutes is not None and not budget_minutes > 0:
         raise EdgenasError(f"--budget-minutes must be a positive number of minutes, got {budget_minutes}")
-    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    profile = as_profile(profile)
     target = profile.resolved_target()
     if not target.runs_here or target.device != "cpu":
         raise EdgenasError(f"profile '{profile.name}' builds {target.machine}/{target.device} code; tuning times "

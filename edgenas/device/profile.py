@@ -144,3 +144,8 @@ def _check_measure(measure: dict[str, Any], src: str) -> None:
 
 
 PROFILES: Registry[Profile] = Registry("profile", "profiles", load_profile)
+
+
+def as_profile(profile: str | Profile) -> Profile:
+    """A profile given by name (from `PROFILES`) or as a loaded one: what every API entry point accepts."""
+    return PROFILES.get(profile) if isinstance(profile, str) else profile

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import host
 from ..artifact.manifest import MANIFEST, RECOMPILE, Manifest, read
-from ..device.profile import PROFILES, Profile
+from ..device.profile import Profile, as_profile
 from ..errors import EdgenasError
 from ..measure.fleet import time_remote
 from ..measure.machine import exclusive
@@ -84,7 +84,7 @@ def _write_reports(xml: str, text: str, junit: str | Path | None, markdown: str 
 def _gate(artifact: str | Path, profile: str | Profile, budget_ms: float | None, percentile: float | None,
           tolerance: float | None, baseline: str | Path | None, max_regression: float | None, db: str | Path | None,
           timing: Timing, begin: datetime, log: Callable[[str], None], batch: int | None) -> GateResult:
-    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    profile = as_profile(profile)
     settings, source = gate_settings(profile, Path.cwd(), {"latency_ms": budget_ms, "percentile": percentile,
                                                            "tolerance": tolerance, "max_regression": max_regression})
     target = profile.resolved_target()

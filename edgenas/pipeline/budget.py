@@ -17,7 +17,7 @@ from ..compiler.tuning_db import check_given
 from ..data.datasets import Dataset, load_dataset
 from ..data.train import train
 from ..device.budget import budget_for
-from ..device.profile import PROFILES, Profile
+from ..device.profile import Profile, as_profile
 from ..errors import EdgenasError
 from ..measure.place import place, ways_to_measure
 from ..nas.checkpoint import shipped
@@ -44,7 +44,7 @@ def compile_for_budget(profile: str | Profile, latency_ms: float | None, out_dir
     is trained on it before it is compiled, and `accuracy_shots` sampled architectures, each trained for
     `shot_epochs`, first give the task conditioning (architecture, accuracy) pairs of the user's task. An artifact
     already in `out_dir` is replaced only with `force`."""
-    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    profile = as_profile(profile)
     budget = budget_for(profile, latency_ms, memory_mb)
     if budget.latency_ms is None:
         raise EdgenasError("give --arch, or a latency budget with --latency-ms (the profile has none)")

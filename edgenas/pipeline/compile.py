@@ -26,7 +26,7 @@ from ..compiler.tuning_db import check_given
 from ..data.datasets import Dataset, load_dataset
 from ..data.train import TrainResult, train
 from ..device.budget import Budget, budget_for
-from ..device.profile import PROFILES, Profile
+from ..device.profile import Profile, as_profile
 from ..errors import EdgenasError
 from ..measure.place import place
 from ..spaces import DEFAULT_SPACE, SearchSpace, configure
@@ -50,7 +50,7 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
     `data`, the network is trained on it first and the trained weights are compiled. The report judges it
     against `latency_ms` and `memory_mb`, else the profile's budgets. An artifact already in `out_dir` is
     replaced only with `force`."""
-    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    profile = as_profile(profile)
     if measure_latency and profile.measurable:
         place(profile, profile.resolved_target())
     target = check_output(out_dir, force)

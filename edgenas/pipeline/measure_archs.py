@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .. import host, mobile
-from ..device.profile import PROFILES, Profile
+from ..device.profile import Profile, as_profile
 from ..errors import EdgenasError
 from ..measure.fleet import Fleet, FleetReport, Job, Result
 from ..measure.place import place, threads_for
@@ -68,7 +68,7 @@ def measure_archs(profile: str | Profile, archs: list[str], space: str | SearchS
     profile (so a rerun resumes). An RPC profile's architectures are timed across the devices of its key,
     `parallel` at a time (default: every device registered), while the next ones are built; each result is
     stored as it arrives."""
-    profile = PROFILES.get(profile) if isinstance(profile, str) else profile
+    profile = as_profile(profile)
     target = profile.resolved_target()
     remote = place(profile, target)
     runtimes = tuple(runtimes or default_runtimes(remote, profile.ships_tflite and mobile.available()))

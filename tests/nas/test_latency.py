@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+import torch
 from scipy.stats import spearmanr
 
 from edgenas.nas.conditioning import device_descriptors
+from edgenas.nas.latency import PRIORS
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +60,28 @@ def test_without_measurements_the_unit_comes_from_the_descriptors(trained):
     assert min(means) <= unit <= max(means)
     assert np.isclose(models.model.predict(device_descriptors("dev5"), x[:0], np.zeros(0), x).ms.mean(), unit,
                       rtol=0.35)
+
+
+def test_a_device_that_is_a_twin_of_a_basis_device_is_predicted_from_its_column(trained):
+    """Five measurements of a device whose latencies are an affine map of a meta-training device's (its twin) put
+    the head's weight on that device's column, and the ranking follows it; in train mode (meta-training) no twin
+    hypothesis is offered."""
+    bench, models = trained
+    model = models.model
+    x = bench.encodings()
+    truth = 2.5 * bench.latency["dev3"] + 1.0
+    picks = np.random.default_rng(1).choice(len(x), 5, replace=False)
+    head, _ = model.head(device_descriptors("dev5"), x[picks], truth[picks])
+    columns = head[1:1 + len(model.columns)]
+    assert columns[model.columns.index("dev3")] > 0.9 * np.abs(columns).sum(), columns
+    ranked = model.predict(device_descriptors("dev5"), x[picks], truth[picks], x).ms
+    assert spearmanr(ranked, truth).statistic > 0.995
+    mask = model.column_mask(1)
+    mean, var = torch.zeros(1, sum(model.sizes)), torch.ones(1, sum(model.sizes))
+    used, _ = model._hypotheses(mean, var, mask, torch.zeros(1, PRIORS))
+    try:
+        model.train()
+        meta_training, _ = model._hypotheses(mean, var, mask, torch.zeros(1, PRIORS))
+    finally:
+        model.eval()
+    assert len(used) == len(meta_training) + len(model.columns)
