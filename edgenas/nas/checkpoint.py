@@ -17,7 +17,7 @@ from .generator import Generator
 from .latency import LatencyPredictor
 from .predictor import AccuracyPrior, TaskPredictor
 
-FORMAT = 3
+FORMAT = 4  # 4: the latency head has a costs block (FLOPs, parameters, peak activations)
 
 
 @dataclass

@@ -5,6 +5,9 @@ A network's latency is close to a sum of per-layer costs, so the head is linear,
 the device's unit (the mean of its support set), over features of the architecture:
 - `devices`: the relative latency of the architecture on each meta-training device (a basis network learned
   from the benchmark table, so it also answers for architectures outside the table);
+- `costs`: the network's FLOPs, parameters and peak activation bytes, relative to the table's mean (a cost
+  network learned from the space's exact costs: whole-network costs that are not sums over choices, such as a
+  peak or an expansion times a depth, which the per-type blocks below cannot express);
 - `op_flops`, `op_params`, `op_count`: the FLOPs spent in, the weights held by, and the number of layers that
   choose each operation type;
 - `choices`: the one-hot encoding (per-layer corrections);
@@ -40,10 +43,11 @@ from .conditioning import DESCRIPTOR_DIM, DescriptorEncoder, SetEncoder
 Z90 = 1.6448536269514722  # the standard normal's 95th percentile: a central 90 % interval is mean +- Z90 std
 CALIBRATION_SUPPORTS = (0, 3, 10, 20, 50)  # support sizes at which the interval width is calibrated
 FLOOR = 0.05  # no latency is predicted below 5 % of the device's unit
-BLOCKS = ("intercept", "devices", "op_flops", "op_params", "op_count", "choices")
-PRIOR_VAR = (0.1, 0.05, 0.3, 0.3, 0.3, 0.01)  # the blocks' prior variances before meta-training
+BLOCKS = ("intercept", "devices", "costs", "op_flops", "op_params", "op_count", "choices")
+COSTS = ("flops", "params", "peak_activation_bytes")  # the `costs` block's features
+PRIOR_VAR = (0.1, 0.05, 0.3, 0.3, 0.3, 0.3, 0.01)  # the blocks' prior variances before meta-training
 WIDTHS = (1 / 16, 1 / 4, 1.0, 4.0, 16.0, 64.0)  # the prior scalings a support set chooses among (by evidence)
-GENERIC_VAR = (1.0, 0.0, 1.0, 1.0, 1.0, 0.01)  # the generic prior: no device alike, costs per operation type
+GENERIC_VAR = (1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.01)  # the generic prior: no device alike, costs per operation type
 GENERIC_WIDTHS = (1.0, 16.0)
 PRIORS = len(WIDTHS) + len(GENERIC_WIDTHS)  # the priors whose hyperprior is generated
 TWIN_VAR = (0.01, 0.25)  # a basis device's twin: variances of the intercept and of that device's coefficient
@@ -84,14 +88,18 @@ class LatencyPredictor(nn.Module):
         self.register_buffer("choice_params", torch.zeros(e))  # and its parameters
         self.register_buffer("basis_scale", torch.ones(m))
         self.register_buffer("basis_offset", torch.zeros(m))
+        self.register_buffer("cost_scale", torch.ones(len(COSTS)))
+        self.register_buffer("cost_offset", torch.zeros(len(COSTS)))
         self.register_buffer("unit_weights", torch.zeros(DESCRIPTOR_DIM + 1))  # descriptors -> log mean latency (ms)
         self.register_buffer("unit_sigma", torch.tensor(1.0))  # its leave-one-device-out error (log)
         self.register_buffer("calibration", torch.ones(len(CALIBRATION_SUPPORTS)))
         self.register_buffer("column_descriptors", torch.zeros(m, DESCRIPTOR_DIM))  # each basis device's profile
-        self.sizes = [1, m, t, t, t, e]
+        self.sizes = [1, m, len(COSTS), t, t, t, e]
         p = sum(self.sizes)
         self.basis = nn.Sequential(nn.Linear(e, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                    nn.Linear(hidden, m))
+        self.cost_net = nn.Sequential(nn.Linear(e, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(),
+                                      nn.Linear(128, len(COSTS)))
         self.descriptors = DescriptorEncoder(descriptor_dim)
         self.support = SetEncoder(p, set_dim)
         self.hyper = nn.Sequential(nn.Linear(descriptor_dim, 128), nn.ReLU(), nn.Linear(128, p + 1))
@@ -113,13 +121,15 @@ class LatencyPredictor(nn.Module):
 
     # ---- architecture features -------------------------------------------------------------------------------
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., P) head features of encodings x (..., E): [1, devices, op_flops, op_params, op_count, choices]."""
+        """(..., P) head features of encodings x (..., E): [1, devices, costs, op_flops, op_params, op_count,
+        choices]."""
         n = len(self.config["decisions"])
         devices = torch.exp(self.basis(x) * self.basis_scale + self.basis_offset)
+        costs = torch.exp(self.cost_net(x) * self.cost_scale + self.cost_offset)
         op_flops = (x * self.choice_flops) @ self.kind_matrix
         op_params = (x * self.choice_params) @ self.kind_matrix
         op_count = x @ self.kind_matrix / n
-        return torch.cat([torch.ones_like(x[..., :1]), devices, op_flops, op_params, op_count, x / n], dim=-1)
+        return torch.cat([torch.ones_like(x[..., :1]), devices, costs, op_flops, op_params, op_count, x / n], dim=-1)
 
     def column_mask(self, batch: int, masked: list[list[int]] | None = None) -> torch.Tensor:
         """(batch, P) feature mask: 1 everywhere but the device columns listed per row in `masked`."""
@@ -203,8 +213,8 @@ class LatencyPredictor(nn.Module):
         each unmasked basis device as a twin. The twins share `TWIN_MASS` of the hyperprior, the generated and
         generic priors the rest (split as generated). The twins are left out while the hypernetwork is
         meta-trained (train mode): with them, every episode of a device whose twin is in the basis would be
-        answered by the twin and teach the hypernetwork nothing (measured on the effnet table: K = 20 0.989
-        with them in meta-training, 0.996 without)."""
+        answered by the twin and teach the hypernetwork nothing (measured on the effnet table, 3 meta-training
+        seeds: K = 20 0.989 with them in meta-training, 0.996 without)."""
         m = self.sizes[1]
         columns = mask[:, 1:1 + m]
         generic_mean = torch.zeros_like(mean)

@@ -52,7 +52,7 @@ CAPACITY = "capacity"  # the source task of a table without accuracies: the capa
 def capacity(bench: Benchmark) -> np.ndarray:
     """A table's stand-in for accuracy where it has none: standardised log FLOPs plus standardised log parameters
     (bigger networks of a space tend to be more accurate), in accuracy-like units around 50."""
-    z = np.log(_costs(bench))
+    z = np.log(_costs(bench)[:, :2])
     return 50 + 5 * ((z - z.mean(0)) / z.std(0)).sum(1)
 
 
@@ -111,8 +111,9 @@ def meta_train_latency(bench: Benchmark, devices: list[str], config: MetaTrainCo
 
 
 def _costs(bench: Benchmark) -> np.ndarray:
-    """FLOPs and parameters of every architecture of the table (rows)."""
-    return np.array([(c.flops, c.params) for c in map(bench.space.costs, bench.archs)], dtype=float)
+    """FLOPs, parameters and peak activation bytes (`latency.COSTS`) of every architecture of the table (rows)."""
+    return np.array([(c.flops, c.params, c.peak_activation_bytes) for c in map(bench.space.costs, bench.archs)],
+                    dtype=float)
 
 
 def _check_devices(bench: Benchmark, devices: list[str]) -> None:
@@ -141,6 +142,8 @@ def train_latency_predictor(decisions: tuple[int, ...], x: np.ndarray, costs: np
     _fit_choice_costs(model, x, costs)
     log("  basis: the meta-training devices' latencies as functions of the architecture")
     _fit_basis(model, x, table, steps, log)
+    log("  costs: FLOPs, parameters and peak activations as functions of the architecture")
+    _fit_costs(model, x, costs, steps, log)
     loo_units = _fit_unit(model, desc, table)
     with torch.no_grad():
         phi = model.features(torch.as_tensor(x))
@@ -155,7 +158,7 @@ def train_latency_predictor(decisions: tuple[int, ...], x: np.ndarray, costs: np
                            f"{fewest} architectures; meta-training needs {MIN_MEASURED} per device, measure more")
     queries = min(queries, fewest // 2)
     max_support = min(max_support, fewest - queries)
-    params = [p for name, p in model.named_parameters() if not name.startswith("basis.")]
+    params = [p for name, p in model.named_parameters() if not name.startswith(("basis.", "cost_net."))]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     start = time.perf_counter()
@@ -207,30 +210,42 @@ def _fit_choice_costs(model: LatencyPredictor, x: np.ndarray, costs: np.ndarray)
 
 
 def _fit_basis(model: LatencyPredictor, x: np.ndarray, table: np.ndarray, steps: int,
-               log: Callable[[str], None], batch: int = 4096) -> None:
-    """The basis network regresses each column's standardised log-latency; its outputs are then scaled so that
-    each column's relative latency averages 1 over the table."""
-    logs = np.log(table)
+               log: Callable[[str], None]) -> None:
+    """The basis network: each meta-training column's latency, relative to its mean over the table."""
+    _fit_relative(model.basis, model.basis_scale, model.basis_offset, x, np.log(table), steps, log, "log-latency")
+
+
+def _fit_costs(model: LatencyPredictor, x: np.ndarray, costs: np.ndarray, steps: int,
+               log: Callable[[str], None]) -> None:
+    """The cost network: each of `COSTS` (columns of `costs`), relative to its mean over the table."""
+    _fit_relative(model.cost_net, model.cost_scale, model.cost_offset, x, np.log(np.maximum(costs, 1.0)), steps,
+                  log, "log-cost")
+
+
+def _fit_relative(net: nn.Module, scale: torch.Tensor, offset: torch.Tensor, x: np.ndarray, logs: np.ndarray,
+                  steps: int, log: Callable[[str], None], what: str, batch: int = 4096) -> None:
+    """`net` regresses each column of `logs` (NaN where unmeasured), standardised; `scale` and `offset` are then
+    set so that exp(net(x) * scale + offset) averages 1 over the table in each column."""
     mean, std = np.nanmean(logs, 0), np.nanstd(logs, 0) + 1e-9
     target = torch.as_tensor(np.nan_to_num((logs - mean) / std), dtype=torch.float32)
     present = torch.as_tensor(np.isfinite(logs), dtype=torch.float32)
     xt = torch.as_tensor(x)
-    opt = torch.optim.Adam(model.basis.parameters(), lr=2e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     generator = torch.Generator().manual_seed(0)
     for step in range(steps):
         rows = torch.randint(len(x), (min(batch, len(x)),), generator=generator)
-        loss = torch.sum((model.basis(xt[rows]) - target[rows]) ** 2 * present[rows]) / present[rows].sum()
+        loss = torch.sum((net(xt[rows]) - target[rows]) ** 2 * present[rows]) / present[rows].sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         if step % 500 == 0 or step == steps - 1:
-            log(f"  step {step:5d}/{steps}  mse {loss.item():.5f} (standardised log-latency)")
+            log(f"  step {step:5d}/{steps}  mse {loss.item():.5f} (standardised {what})")
     with torch.no_grad():
-        out = model.basis(xt) * torch.as_tensor(std, dtype=torch.float32)
-        model.basis_scale.copy_(torch.as_tensor(std, dtype=torch.float32))
-        model.basis_offset.copy_(-torch.log(torch.exp(out).mean(0)))
+        out = net(xt) * torch.as_tensor(std, dtype=torch.float32)
+        scale.copy_(torch.as_tensor(std, dtype=torch.float32))
+        offset.copy_(-torch.log(torch.exp(out).mean(0)))
 
 
 def _fit_unit(model: LatencyPredictor, desc: np.ndarray, table: np.ndarray, alpha: float = 1.0) -> np.ndarray:
