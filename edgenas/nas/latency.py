@@ -20,9 +20,9 @@ with it. The support pairs then update the head by Bayesian linear regression wi
 latency, under the prior that the support set itself supports best: ten measurements move the head as far as
 they deserve, not less. Besides the generated and generic priors, the support may choose hypotheses that
 need no hypernetwork: the device is an affine *twin* of one basis device (what the nearest-device baseline
-assumes); they join after meta-training. Their hyperprior is not learned (`TWIN_MASS` in all), so the support's evidence
-chooses them, and a device whose descriptors mislead (with three meta-training devices,
-on the effnet table) is predicted from its twin's column as soon as three measurements say it has one.
+assumes); they join after meta-training. Their hyperprior is not learned (`TWIN_MASS` in all), so the support's
+evidence chooses them, and a device whose descriptors mislead (with three meta-training devices, on the effnet
+table) is predicted from its twin's column as soon as three measurements say it has one.
 
 Predictions are latencies in ms with a calibrated 90 % interval: with a support set the unit is the support's
 mean; without one it is predicted from the descriptors (zero-shot), its uncertainty included. The interval's
@@ -172,10 +172,10 @@ class LatencyPredictor(nn.Module):
 
         With a support set, the support chooses the prior: the posteriors under the generated prior scaled by
         each of `WIDTHS`, under a generic one (a flat latency, additive per operation type: `GENERIC_VAR`
-        scaled by each of `GENERIC_WIDTHS`), and under the twin and combination hypotheses (`_hypotheses`) are
-        averaged, weighted by how well each explains the support (its marginal likelihood, times a hyperprior).
-        A device like the meta-training ones keeps its tight generated prior; one unlike all of them gets the
-        generic one; one that is (a combination of) basis devices gets that."""
+        scaled by each of `GENERIC_WIDTHS`), and under each twin hypothesis (`_hypotheses`) are averaged,
+        weighted by how well each explains the support (its marginal likelihood, times a hyperprior). A device
+        like the meta-training ones keeps its tight generated prior; one unlike all of them gets the generic one;
+        one that is an affine copy of a basis device gets that device's column."""
         support, query = support * mask[:, None], query * mask[:, None]
         mean, var, noise, hyperprior = self.prior(descriptors, mask, support, support_y)
         if support.shape[1] == 0:

@@ -203,9 +203,9 @@ def _family(device: str) -> str:
 
 
 def _fit_choice_costs(model: LatencyPredictor, x: np.ndarray, costs: np.ndarray) -> None:
-    """FLOPs and parameters of each choice (least squares of the networks' costs, columns of `costs`, on the
-    one-hots), in units of the median network's."""
-    for buffer, total in zip((model.choice_flops, model.choice_params), costs.T):
+    """FLOPs and parameters of each choice (least squares of the networks' costs, the first two columns of
+    `costs`, on the one-hots), in units of the median network's."""
+    for buffer, total in zip((model.choice_flops, model.choice_params), (costs[:, 0], costs[:, 1])):
         buffer.copy_(torch.as_tensor(per_choice(x, total) / np.median(total), dtype=torch.float32))
 
 
