@@ -22,7 +22,10 @@ they deserve, not less. Besides the generated and generic priors, the support ma
 need no hypernetwork: the device is an affine *twin* of one basis device (what the nearest-device baseline
 assumes); they join after meta-training. Their hyperprior is not learned (`TWIN_MASS` in all), so the support's
 evidence chooses them, and a device whose descriptors mislead (with three meta-training devices, on the effnet
-table) is predicted from its twin's column as soon as three measurements say it has one.
+table) is predicted from its twin's column as soon as three measurements say it has one. Every hypothesis also
+comes in a robust variant that takes its worst-explained support points for outliers (a timing taken while the
+machine was busy): on FBNet's titanx_1 one such point among 20 made the widest prior win and cost 0.10 of
+Spearman.
 
 Predictions are latencies in ms with a calibrated 90 % interval: with a support set the unit is the support's
 mean; without one it is predicted from the descriptors (zero-shot), its uncertainty included. The interval's
@@ -51,6 +54,11 @@ GENERIC_VAR = (1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.01)  # the generic prior: no devi
 GENERIC_WIDTHS = (1.0, 16.0)
 PRIORS = len(WIDTHS) + len(GENERIC_WIDTHS)  # the priors whose hyperprior is generated
 TWIN_VAR = (0.01, 0.25)  # a basis device's twin: variances of the intercept and of that device's coefficient
+OUTLIER_EVERY = 10  # a support set may hold one outlier per this many points (none below 10: checked on the
+# validation devices and synthetic ones, one per 5 cost the synthetic devices 0.02-0.04 at K = 5)
+OUTLIER_P = 0.02  # the prior probability that a support point is an outlier (a timing taken on a busy machine)
+OUTLIER_STD = 1.0  # an outlier's noise, relative to its latency
+OUTLIER_Z = 3.0  # only points this many standard deviations off their leave-one-out prediction are candidates
 TWIN_MASS = 0.12  # the prior probability that a device is a twin of some basis device (chosen on validation
 # devices of nb201, fbnet and effnet among 0.5, 0.12 and 0.018: at 0.5 a twin fooled three measurements of gold_6240)
 
@@ -59,6 +67,14 @@ def per_choice(x: np.ndarray, total: np.ndarray) -> np.ndarray:
     """Each choice's share of an additive cost (FLOPs, parameters): least squares of the networks' `total` on their
     one-hots `x` (rows) plus a constant, clipped at 0."""
     return np.clip(np.linalg.lstsq(np.c_[x, np.ones(len(x))], total, rcond=None)[0][:-1], 0, None)
+
+
+def _outliers(z: torch.Tensor, limit: int) -> torch.Tensor:
+    """(B, K) 0/1 mask of each row's `limit` largest |z| beyond OUTLIER_Z."""
+    size = z.abs()
+    top = torch.topk(size, limit, dim=1).indices
+    chosen = torch.zeros_like(size).scatter_(1, top, 1.0)
+    return chosen * (size > OUTLIER_Z).float()
 
 
 @dataclass
@@ -175,7 +191,10 @@ class LatencyPredictor(nn.Module):
         scaled by each of `GENERIC_WIDTHS`), and under each twin hypothesis (`_hypotheses`) are averaged,
         weighted by how well each explains the support (its marginal likelihood, times a hyperprior). A device
         like the meta-training ones keeps its tight generated prior; one unlike all of them gets the generic one;
-        one that is an affine copy of a basis device gets that device's column."""
+        one that is an affine copy of a basis device gets that device's column. After meta-training, each
+        hypothesis also comes with its worst-explained support points (at most one per `OUTLIER_EVERY`, each
+        beyond `OUTLIER_Z` leave-one-out standard deviations) taken for outliers, at a prior cost of `OUTLIER_P`
+        each: one wild timing no longer makes a prior wide enough to follow it the best explanation."""
         support, query = support * mask[:, None], query * mask[:, None]
         mean, var, noise, hyperprior = self.prior(descriptors, mask, support, support_y)
         if support.shape[1] == 0:
@@ -183,29 +202,55 @@ class LatencyPredictor(nn.Module):
             q_var = (query ** 2 * var[:, None]).sum(-1)
             return q_mean, torch.sqrt(q_var.clamp(min=1e-10) + (noise[:, None] * q_mean.clamp(min=FLOOR)) ** 2), mean
         priors, hyperprior = self._hypotheses(mean, var, mask, hyperprior)
-        jitter = 1e-6 * torch.eye(support.shape[1], dtype=torch.float64)
-        sd = support.double()
-        means, second, heads, evidence = [], [], [], []
-        for m, v in priors:  # the K x K solves in double precision: a tight prior makes them ill-conditioned
-            s_prior = (support @ m[..., None])[..., 0]
-            s_noise = torch.diag_embed((noise[:, None] * s_prior.clamp(min=FLOOR)) ** 2).double()
-            chol = torch.linalg.cholesky((sd * v.double()[:, None]) @ sd.transpose(1, 2) + s_noise + jitter)
-            residual = (support_y - s_prior)[..., None]
-            alpha = torch.cholesky_solve(residual.double(), chol).float()  # (B, K, 1)
-            heads.append(m + v * (support.transpose(1, 2) @ alpha)[..., 0])
-            q_mean = (query @ heads[-1][..., None])[..., 0]
-            cross = (query * v[:, None]) @ support.transpose(1, 2)  # (B, Q, K)
-            solved = torch.linalg.solve_triangular(chol, cross.transpose(1, 2).double(), upper=False).float()
-            q_var = ((query ** 2 * v[:, None]).sum(-1) - (solved ** 2).sum(1)).clamp(min=1e-10) + \
-                (noise[:, None] * q_mean.clamp(min=FLOOR)) ** 2
-            means.append(q_mean)
-            second.append(q_var + q_mean ** 2)
-            evidence.append(-0.5 * (residual * alpha).sum((1, 2)) -
-                            torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1).float())
+        means, second, heads, evidence, logits = [], [], [], [], []
+        limit = support.shape[1] // OUTLIER_EVERY if not self.training else 0
+        for h, (m, v) in enumerate(priors):
+            answer = self._posterior(m, v, support, support_y, query, noise)
+            variants = [(answer, hyperprior[:, h])]
+            if limit:  # the same hypothesis with its worst-explained support points as outliers
+                outlying = _outliers(answer[4], limit)
+                count = outlying.sum(1)
+                robust = self._posterior(m, v, support, support_y, query, noise, OUTLIER_STD ** 2 * outlying)
+                variants.append((robust, (hyperprior[:, h] + count * np.log(OUTLIER_P / (1 - OUTLIER_P)))
+                                 .masked_fill(count == 0, -1e9)))
+            for (head, q_mean, q_var, ev, _), logit in variants:
+                heads.append(head)
+                means.append(q_mean)
+                second.append(q_var + q_mean ** 2)
+                evidence.append(ev)
+                logits.append(logit)
+        hyperprior = torch.stack(logits, 1)
         weight = torch.softmax(torch.stack(evidence, 1) + hyperprior, dim=1)  # (B, hypotheses)
         q_mean = torch.einsum("bw,wbq->bq", weight, torch.stack(means))
         q_var = torch.einsum("bw,wbq->bq", weight, torch.stack(second)) - q_mean ** 2
         return q_mean, torch.sqrt(q_var.clamp(min=1e-10)), torch.einsum("bw,wbp->bp", weight, torch.stack(heads))
+
+    @staticmethod
+    def _posterior(m: torch.Tensor, v: torch.Tensor, support: torch.Tensor, support_y: torch.Tensor,
+                   query: torch.Tensor, noise: torch.Tensor, outlier: torch.Tensor | float = 0.0):
+        """Bayesian linear regression of the support under the prior (m, v) with noise proportional to latency at
+        the relative level `noise` (B,), plus a relative variance `outlier` (B, K) on the points taken for outliers:
+        the posterior head (B, P), the query mean and variance (B, Q), the log evidence (B,) and each support
+        point's leave-one-out residual in standard deviations (B, K)."""
+        s_prior = (support @ m[..., None])[..., 0]
+        noise2 = (noise[:, None] ** 2 + outlier) * s_prior.clamp(min=FLOOR) ** 2
+        sd = support.double()
+        jitter = 1e-6 * torch.eye(support.shape[1], dtype=torch.float64)
+        # the K x K solves in double precision: a tight prior makes them ill-conditioned
+        chol = torch.linalg.cholesky((sd * v.double()[:, None]) @ sd.transpose(1, 2) + torch.diag_embed(noise2.double())
+                                     + jitter)
+        residual = (support_y - s_prior)[..., None]
+        alpha = torch.cholesky_solve(residual.double(), chol)  # (B, K, 1)
+        head = m + v * (support.transpose(1, 2) @ alpha.float())[..., 0]
+        q_mean = (query @ head[..., None])[..., 0]
+        cross = (query * v[:, None]) @ support.transpose(1, 2)  # (B, Q, K)
+        solved = torch.linalg.solve_triangular(chol, cross.transpose(1, 2).double(), upper=False).float()
+        q_var = ((query ** 2 * v[:, None]).sum(-1) - (solved ** 2).sum(1)).clamp(min=1e-10) + \
+            (noise[:, None] * q_mean.clamp(min=FLOOR)) ** 2
+        log_det = torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)
+        evidence = (-0.5 * (residual * alpha).sum((1, 2)) - log_det).float()
+        z = (alpha[..., 0] / torch.diagonal(torch.cholesky_inverse(chol), dim1=1, dim2=2).sqrt()).float()
+        return head, q_mean, q_var, evidence, z
 
     def _hypotheses(self, mean: torch.Tensor, var: torch.Tensor, mask: torch.Tensor, hyperprior: torch.Tensor):
         """The priors (mean, variance), each (B, P), that a support set chooses among, and their log-hyperprior
