@@ -11,7 +11,8 @@ is (`host`), how a model file runs (`runtimes`), the user's data (`data`), error
 """
 __version__ = "0.1.0"
 
-_API = {"compile_artifact": "pipeline.compile", "compile_for_budget": "pipeline.budget",
+_API = {"compile_artifact": "pipeline.compile", "compile_model": "pipeline.compile",
+        "compile_for_budget": "pipeline.budget",
         "measure_archs": "pipeline.measure_archs", "get_space": "spaces", "load": "artifact.load",
         "fetch_runtime_libs": "artifact.runtime_libs"}
 

@@ -109,6 +109,32 @@ TINY = MetaTrainConfig(steps=300, episodes=1000)  # meta-training for tests: sec
 SHARED_NB201 = SHARED / "nb201"
 
 
+def old_onnx(path: Path, op: str = "Relu", batch: int | str = "N", outputs: int = 1) -> Path:
+    """An ONNX file as old exporters wrote them, not made by edgenas: opset 9, IR version 3, every initializer also
+    listed as a graph input, a dynamic batch dimension `batch`; Conv(3->8, 3x3) -> `op` -> GlobalAveragePool ->
+    Flatten -> Gemm(8->5) on 3 x 12 x 16 (non-square) images; with `outputs` 2, the pooled features are an
+    output too."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+               for name, shape in (("w1", (8, 3, 3, 3)), ("b1", (8,)), ("w2", (5, 8)), ("b2", (5,)))]
+    nodes = [helper.make_node("Conv", ["data", "w1", "b1"], ["c"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node(op, ["c"], ["r"], name="act"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "w2", "b2"], ["out"], transB=1, name="fc")]
+    inputs = [helper.make_tensor_value_info("data", TensorProto.FLOAT, [batch, 3, 12, 16])] + \
+        [helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(t.dims)) for t in weights]
+    outs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, [batch, 5])] + \
+        [helper.make_tensor_value_info("f", TensorProto.FLOAT, [batch, 8])] * (outputs - 1)
+    graph = helper.make_graph(nodes, "old", inputs, outs, weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)], ir_version=3), path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def synthetic_benchmark(tmp_path_factory):
     """A benchmark folder in the shared format: 800 NB201 cells, 6 devices whose latency is a sum of

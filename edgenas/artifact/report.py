@@ -84,12 +84,14 @@ def summary(report: dict[str, Any], directory: Path) -> str:
     comp = r["compile"]
     origins = Counter(comp.get("schedule_from", {}).values())
     hand = origins.pop(HAND_SCHEDULED, 0)
+    tune = f"edgenas tune --target {r['profile']}" + (f" --model {r['model']['source']}" if "model" in r else
+                                                       " --data DATA" if "training" in r else "")
     if comp["tuning_db"] is None:
-        how = f"untuned: no tuning database for this target; run edgenas tune --target {r['profile']}"
+        how = f"untuned: no tuning database for this target; run {tune}"
     elif comp["fallback"]:
         how = f"{len(comp['tuned'])} tuned, {len(comp['fallback'])} untuned: {', '.join(comp['fallback'])}"
-        if len(comp["fallback"]) > len(comp["tuned"]):
-            how += f"; edgenas tune --target {r['profile']}{' --data DATA' if 'training' in r else ''} tunes them"
+        if len(comp["fallback"]) > len(comp["tuned"]) or "model" in r:
+            how += f"; {tune} tunes them"
     else:
         how = "all tuned"
     if len(origins) > 1:  # the user's records first, the shipped ones for the workloads they lack
@@ -100,6 +102,12 @@ def summary(report: dict[str, Any], directory: Path) -> str:
     if hand:
         how += f"; {hand} global pool{'' if hand == 1 else 's'} scheduled by hand"
     lines.append(f"compiled   {comp['kernels']} kernels in {comp['seconds']:.1f} s ({how})")
+    if r.get("kernels", {}).get("by_kernel"):
+        k = r["kernels"]
+        top = ", ".join(f"{row['kernel']} {100 * row['share']:.0f} %" + (f" (x{row['calls']})" if row["calls"] > 1
+                                                                         else "") for row in k["by_kernel"][:3])
+        lines.append(f"kernels    {top}; timed alone they sum to {k['sum_us'] / 1e3:.3f} ms (report.json lists "
+                     f"every kernel)")
     if not r["measured"]:
         lines.append(f"latency    not measured: {r['not_measured_because']}")
     search = r.get("search", {})

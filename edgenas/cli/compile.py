@@ -1,5 +1,6 @@
-"""`edgenas compile`: an architecture, or the best one generated for the budgets, into a measured artifact
-(`pipeline.compile.compile_artifact`, `pipeline.budget.compile_for_budget`)."""
+"""`edgenas compile`: an architecture, the user's own ONNX model, or the best architecture generated for the
+budgets, into a measured artifact (`pipeline.compile.compile_artifact`, `compile_model`,
+`pipeline.budget.compile_for_budget`)."""
 from __future__ import annotations
 
 import json
@@ -8,12 +9,18 @@ from pathlib import Path
 
 import click
 
-from .shell import Finite, UserError, batch_option, json_option, log, profile_at, profile_option, space_option
+from .shell import Finite, Shape, UserError, batch_option, json_option, log, profile_at, profile_option, space_option
 
 
 @click.command("compile")
 @profile_option
 @click.option("--arch", "-a", default=None, help="Architecture string; without it, one is generated for the budget.")
+@click.option("--model", default=None,
+              help="Your own network instead of a space's: an .onnx file, or package.module:function returning a "
+                   "torch.nn.Module (importable from the working directory; give --input-shape).")
+@click.option("--input-shape", type=Shape(), default=None,
+              help="The --model input's shape, e.g. 1,3,224,224: fixes an ONNX file's dynamic dimensions (batch, "
+                   "size); a PyTorch model's example input.")
 @click.option("--latency-ms", type=Finite(min=0, min_open=True), default=None,
               help="Latency budget: a generated architecture fits it; --arch is judged against it (exit 1 when "
                    "missed) [default: the profile's].")
@@ -40,16 +47,28 @@ from .shell import Finite, UserError, batch_option, json_option, log, profile_at
               help="Training epochs of each accuracy shot.")
 @batch_option
 @json_option("Print the report as JSON.")
-def command(profile, arch, latency_ms, memory_mb, measurements, output, force, space, db, tuning_db, no_measure,
-            data, epochs, accuracy_shots, shot_epochs, batch, as_json):
-    """Compile ARCH, or the best architecture generated for the budgets, into a measured artifact."""
+def command(profile, arch, model, input_shape, latency_ms, memory_mb, measurements, output, force, space, db,
+            tuning_db, no_measure, data, epochs, accuracy_shots, shot_epochs, batch, as_json):
+    """Compile ARCH, your own --model, or the best architecture generated for the budgets, into a measured
+    artifact."""
     from ..artifact.report import budget_verdicts, summary
     from ..pipeline.budget import compile_for_budget
-    from ..pipeline.compile import compile_artifact
+    from ..pipeline.compile import compile_artifact, compile_model
 
     out = output if output is not None else Path("out") / profile
+    if input_shape and not model:
+        raise UserError("--input-shape fixes the input of a --model file; a space's architectures take the "
+                        "profile's input (--batch sets its batch)")
     profile = profile_at(profile, batch)
-    if arch:
+    if model:
+        given = [name for name, value in (("--arch", arch), ("--data", data), ("--accuracy-shots", accuracy_shots),
+                                          ("--batch", batch)) if value]
+        if given:
+            raise UserError(f"{given[0]} does not apply to --model (a trained network of your own); leave it out"
+                            f"{' and set the batch with --input-shape' if given[0] == '--batch' else ''}")
+        art = compile_model(profile, model, out, input_shape, db=db, measure_latency=not no_measure,
+                            tuning_db=tuning_db, log=log, force=force, latency_ms=latency_ms, memory_mb=memory_mb)
+    elif arch:
         if accuracy_shots:
             raise UserError("--accuracy-shots conditions a generated architecture; leave out --arch")
         art = compile_artifact(profile, arch, out, space=space, db=db, measure_latency=not no_measure,

@@ -1,5 +1,5 @@
-"""`edgenas measure`: build, time and store architectures on a profile's device, or a fleet of them
-(`pipeline.measure_archs.measure_archs`)."""
+"""`edgenas measure`: build, time and store architectures (or the user's own model) on a profile's device, or a
+fleet of them (`pipeline.measure_archs.measure_archs`, `measure_model`)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..runtimes import RUNTIMES
-from .shell import UserError, batch_option, json_option, log, profile_at, profile_option, space_option
+from .shell import Shape, UserError, batch_option, json_option, log, profile_at, profile_option, space_option
 
 
 @click.command("measure")
@@ -19,6 +19,10 @@ from .shell import UserError, batch_option, json_option, log, profile_at, profil
 @click.option("--sample", type=click.IntRange(min=1), default=None,
               help="Measure N architectures sampled from the space (the same N and --seed give the same ones).")
 @click.option("--seed", default=0, show_default=True, help="Seed of --sample.")
+@click.option("--model", default=None,
+              help="Your own network instead of architectures: an .onnx file or package.module:function, as "
+                   "compile --model takes it; stored under the model's hash.")
+@click.option("--input-shape", type=Shape(), default=None, help="The --model input's shape, as compile takes it.")
 @click.option("--parallel", type=click.IntRange(min=1), default=None,
               help="Devices measuring at once, on an RPC profile [default: every device under its key].")
 @click.option("--runtime", "runtimes", multiple=True, type=click.Choice(list(RUNTIMES)),
@@ -28,13 +32,26 @@ from .shell import UserError, batch_option, json_option, log, profile_at, profil
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="Measurement store (SQLite).")
 @batch_option
 @json_option()
-def command(profile, archs, archs_file, sample, seed, parallel, runtimes, space, db, batch, as_json):
+def command(profile, archs, archs_file, sample, seed, model, input_shape, parallel, runtimes, space, db, batch,
+            as_json):
     """Build, compile and time architectures on a profile's device (on an RPC profile, across every device of
     its key in parallel); each result goes into the store as it arrives, and what the store already holds for
     the profile is skipped, so a rerun resumes."""
-    from ..pipeline.measure_archs import measure_archs
+    from ..pipeline.measure_archs import measure_archs, measure_model
     from ..spaces import configure, read_archs
 
+    if input_shape and not model:
+        raise UserError("--input-shape fixes the input of a --model; a space's architectures take the profile's "
+                        "input (--batch sets its batch)")
+    if model:
+        given = [name for name, value in (("--arch", archs), ("--archs", archs_file), ("--sample", sample),
+                                          ("--parallel", parallel), ("--batch", batch)) if value]
+        if given:
+            raise UserError(f"{given[0]} does not apply to --model; measure the model alone")
+        run = measure_model(profile_at(profile, None), model, input_shape, db=db, runtimes=runtimes or None,
+                            log=log)
+        click.echo(json.dumps(run.as_dict(), indent=2) if as_json else run.table())
+        return
     profile = profile_at(profile, batch)
     sp = configure(space, profile.batch)
     wanted = [*archs, *(read_archs(archs_file, sp) if archs_file else []),

@@ -114,6 +114,24 @@ batch_option = click.option("--batch", type=click.IntRange(min=1), default=None,
                             help="Images per inference [default: the profile's, 1 for every shipped profile].")
 
 
+class Shape(click.ParamType):
+    """A tensor shape written as comma-separated positive integers: 1,3,224,224."""
+
+    name = "shape"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            shape = tuple(int(d) for d in str(value).replace("x", ",").split(","))
+        except ValueError:
+            shape = ()
+        if not shape or min(shape) < 1:
+            self.fail(f"{value!r} is not a shape; write positive integers separated by commas, e.g. 1,3,224,224",
+                      param, ctx)
+        return shape
+
+
 def profile_at(name: str, batch: int | None):
     """The profile `name`, at `batch` images per inference when given (`--batch`)."""
     from ..device.profile import PROFILES

@@ -1,11 +1,12 @@
-"""`edgenas tune`: MetaSchedule schedules for every kernel of a search space (`build.tune.tune`)."""
+"""`edgenas tune`: MetaSchedule schedules for every kernel of a search space, or of the user's own model
+(`compiler.tune.tune`)."""
 from __future__ import annotations
 
 import json
 
 import click
 
-from .shell import Finite, batch_option, json_option, log, profile_at, profile_option, space_option
+from .shell import Finite, Shape, UserError, batch_option, json_option, log, profile_at, profile_option, space_option
 
 
 @click.command("tune")
@@ -20,17 +21,29 @@ from .shell import Finite, batch_option, json_option, log, profile_at, profile_o
               help="Tuning database directory [default: the target's, in the edgenas cache].")
 @click.option("--data", type=click.Path(), default=None,
               help="Tune for the image size, channels and classes of this data (as compile --data takes it).")
+@click.option("--model", default=None,
+              help="Tune your own network instead of a space: an .onnx file or package.module:function, as "
+                   "compile --model takes it; workloads the database already holds are not tuned again.")
+@click.option("--input-shape", type=Shape(), default=None, help="The --model input's shape, as compile takes it.")
 @batch_option
 @json_option("Print the summary as JSON.")
-def command(profile, space, trials, budget_minutes, db, data, batch, as_json):
-    """Tune every operator workload of the search space for the profile's target (MetaSchedule), once;
-    any architecture then compiles with tuned schedules. A rerun resumes: tasks with their records are skipped."""
+def command(profile, space, trials, budget_minutes, db, data, model, input_shape, batch, as_json):
+    """Tune every operator workload of the search space (or of --model) for the profile's target (MetaSchedule),
+    once; any architecture then compiles with tuned schedules. A rerun resumes: tasks with their records are
+    skipped."""
     from ..compiler.tune import tune
     from ..data.datasets import load_dataset
     from ..spaces import configure
 
+    if input_shape and not model:
+        raise UserError("--input-shape fixes the input of a --model; a space's architectures take the profile's "
+                        "input (--batch sets its batch)")
+    if model and (data or batch):
+        raise UserError(f"{'--data' if data else '--batch'} does not apply to --model; its input is the file's, "
+                        f"or --input-shape")
     profile = profile_at(profile, batch)  # the kernels of another batch size are other workloads, in the same database
     if data:
         space = configure(space, profile.batch, load_dataset(data))
-    report = tune(profile, space, trials=trials, db=db, budget_minutes=budget_minutes, log=log)
+    report = tune(profile, space, trials=trials, db=db, budget_minutes=budget_minutes, log=log, model=model,
+                  input_shape=input_shape)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.summary())

@@ -32,6 +32,16 @@ REPLAY_TOP_K = 4  # records of a workload tried, fastest first, until one replay
 
 
 @dataclass(frozen=True)
+class KernelSignature:
+    """A compiled kernel as the per-kernel profile calls it: its name, how often one inference calls it, and the
+    shape and dtype of each buffer it takes (inputs, then outputs)."""
+
+    name: str
+    calls: int
+    buffers: tuple[tuple[tuple[int, ...], str], ...]
+
+
+@dataclass(frozen=True)
 class CompiledLibrary:
     path: Path
     target: ResolvedTarget
@@ -42,6 +52,7 @@ class CompiledLibrary:
     fallback: tuple[str, ...] = ()  # kernels with the default (untuned) schedule
     tuning_db: Path | None = None  # the first database drawn from, if any
     schedule_from: tuple[tuple[str, str], ...] = ()  # (tuned kernel, its schedule's database or HAND_SCHEDULED)
+    signatures: tuple[KernelSignature, ...] = ()  # each kernel's calls per inference and buffers, in run order
 
 
 def lower(onnx_path: str | Path, target: ResolvedTarget):
@@ -89,6 +100,7 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
             mod = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
                                           dl.gpu.GeneralReduction(), dl.gpu.Fallback())(mod)
     kernels = tuple(sorted(gv.name_hint for gv, f in mod.functions.items() if isinstance(f, tirx.PrimFunc)))
+    signatures = _signatures(mod)
     executable = tvm.compile(mod, target=tvm_target)
     out_path = Path(out_path)
     fcompile = None
@@ -102,7 +114,33 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
         raise EdgenasError(f"cannot write {out_path} ({e.strerror}); choose a writable output directory") from None
     return CompiledLibrary(out_path, target, kernels, _module_kinds(executable.mod), time.perf_counter() - start,
                            tuple(sorted(sources)), tuple(k for k in kernels if k not in sources),
-                           paths[0] if paths else None, tuple(sorted(sources.items())))
+                           paths[0] if paths else None, tuple(sorted(sources.items())), signatures)
+
+
+def _signatures(mod) -> tuple[KernelSignature, ...]:
+    """The kernels `main` calls (call_tir and its in-place form), in the order of their first call, with their
+    call counts and buffer shapes. Kernels with symbolic shapes cannot be called alone and are left out."""
+    import tvm
+    from tvm import relax, tirx
+
+    calls: dict[str, int] = {}
+    for block in mod["main"].body.blocks:
+        for binding in block.bindings:
+            value = binding.value
+            if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and \
+                    value.op.name.startswith("relax.call_tir") and isinstance(value.args[0], relax.GlobalVar):
+                calls[value.args[0].name_hint] = calls.get(value.args[0].name_hint, 0) + 1
+    out = []
+    for name, count in calls.items():
+        func = mod[name]
+        if not isinstance(func, tirx.PrimFunc):
+            continue
+        try:
+            buffers = tuple((tuple(int(d) for d in p.shape), str(p.dtype)) for p in func.params)
+        except (TypeError, AttributeError):  # a symbolic dimension, or a scalar parameter
+            continue
+        out.append(KernelSignature(name, count, buffers))
+    return tuple(out)
 
 
 def _apply_databases(mod, databases: list[tuple[str, object]], tvm_target):

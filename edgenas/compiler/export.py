@@ -34,7 +34,10 @@ class ExportResult:
     output_shape: tuple[int, ...]
     max_abs_error: float  # onnxruntime vs PyTorch on a random input
     reference_input: np.ndarray
-    reference_output: np.ndarray  # PyTorch's output for reference_input
+    reference_output: np.ndarray  # the reference's output for reference_input
+    input_name: str = INPUT_NAME
+    output_name: str = OUTPUT_NAME
+    reference: str = "pytorch"  # what computed reference_output: PyTorch, or onnxruntime on the user's own file
 
 
 def fold_batch_norms(model: nn.Module) -> nn.Module:
@@ -104,14 +107,16 @@ def export_tflite(model: nn.Module, x: np.ndarray, expected: np.ndarray, path: s
     return TFLiteExport(Path(path), error, time.perf_counter() - start, f"litert-torch {litert_torch.__version__}")
 
 
-def check_output(what: str, got: np.ndarray, expected: np.ndarray, tolerance: float = TOLERANCE) -> float:
-    """Max abs difference from PyTorch's output; refused above `tolerance` x max(1, largest |output|), since
-    float32 keeps about 7 significant digits of large outputs (untrained networks can reach thousands)."""
+def check_output(what: str, got: np.ndarray, expected: np.ndarray, tolerance: float = TOLERANCE,
+                 against: str = "PyTorch") -> float:
+    """Max abs difference from the reference's output (`against`: PyTorch's, or onnxruntime's on a user's model);
+    refused above `tolerance` x max(1, largest |output|), since float32 keeps about 7 significant digits of large
+    outputs (untrained networks can reach thousands)."""
     error = float(np.max(np.abs(got - expected)))
     scale = float(np.max(np.abs(expected)))
     if not error <= tolerance * max(1.0, scale):
-        raise EdgenasError(f"{what} output differs from PyTorch by {error:.3g} (outputs up to {scale:.3g}, allowed "
-                           f"{tolerance:g} x max(1, that)); report it as a bug")
+        raise EdgenasError(f"{what} output differs from {against}'s by {error:.3g} (outputs up to {scale:.3g}, "
+                           f"allowed {tolerance:g} x max(1, that)); report it as a bug")
     return error
 
 

@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from ..console import progress_bar
 from ..device.profile import Profile, as_profile
@@ -38,6 +38,7 @@ from ..runtimes.tvm import configure_tvm_threads
 from ..spaces import DEFAULT_SPACE, SearchSpace, configure
 from .compile import blocks, lower
 from .export import export_onnx
+from .onnx_import import import_model
 from .schedules import is_global_mean
 from .tuning_db import MODULE_EQUALITY, database_path, open_database
 
@@ -84,6 +85,7 @@ class TuneReport:
     archs: tuple[str, ...]
     seconds: float
     tasks: list[TaskResult] = field(default_factory=list)
+    networks: str = ""  # what was tuned, in words: N covering architectures of a space, or a user's model
 
     @property
     def trials_run(self) -> int:
@@ -103,15 +105,17 @@ class TuneReport:
             f"tuned      {len(self.tasks) - skipped} tasks ({self.trials_run} trials) in {self.seconds:.0f} s; "
             f"{skipped} already tuned" + (f"; {floored} given {FLOOR_TRIALS} trials to keep within the budget "
                                           f"(a rerun tops them up)" if floored else ""),
-            f"kernels    sum of best kernel times over the {len(self.archs)} covering architectures: "
+            f"kernels    sum of best kernel times over the {self.networks or f'{len(self.archs)} networks'}: "
             f"{total / 1e3:.3f} ms",
             f"database   {self.database}"])
 
 
 def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trials: int = 64,
          db: str | Path | None = None, archs: list[str] | None = None, budget_minutes: float | None = None,
-         log: Callable[[str], None] = lambda _: None) -> TuneReport:
-    """`edgenas tune`: tune the workloads of `space`'s covering architectures (or of `archs`) for the
+         log: Callable[[str], None] = lambda _: None, model: str | Path | None = None,
+         input_shape: tuple[int, ...] | None = None) -> TuneReport:
+    """`edgenas tune`: tune the workloads of `space`'s covering architectures (or of `archs`, or of the user's
+    `model`: an ONNX file or a PyTorch factory, with `input_shape` as compile takes them) for the
     profile's target, `trials` candidates per task (a quarter for light tasks), into the database `db`
     (default: the target's), the tasks with the most work (calls x `_work`) first. Tasks that already have their
     records are skipped. With `budget_minutes`, a task whose trials would not leave FLOOR_TRIALS for each task
@@ -128,24 +132,26 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
     if not target.runs_here or target.device != "cpu":
         raise EdgenasError(f"profile '{profile.name}' builds {target.machine}/{target.device} code; tuning times "
                            f"candidates on this machine's CPU, so run edgenas tune on the device itself")
-    sp = configure(space, profile.batch)
-    archs = [sp.canonical(a) for a in (archs or sp.tuning_archs())]
     path = Path(db) if db else database_path(target)
     database = open_database(path)
     tvm_target = target.tvm_target()
     start = time.perf_counter()
-    log(f"extracting the tuning tasks of {len(archs)} covering architectures of {sp.name} for {target.name} "
-        f"(each exported and lowered as compile does)")
 
-    # 1. The union of the architectures' tasks, deduplicated as the database matches them.
+    # 1. The union of the networks' tasks, deduplicated as the database matches them.
     seen = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
     tasks: list = []
     weights: list[int] = []
     with tempfile.TemporaryDirectory(prefix="edgenas-tune-") as tmp:
-        for i, (arch, trained) in enumerate(itertools.product(archs, (False, True))):
-            model = randomize_batch_norms(sp.build(arch)) if trained else sp.build(arch)
-            exported = export_onnx(model, sp.input_shape, Path(tmp) / f"{i}.onnx")
-            for task in ms.relax_integration.extract_tasks(lower(exported.path, target), tvm_target,
+        if model is not None:
+            imported = import_model(model, Path(tmp) / "model.onnx", input_shape)[0]
+            archs, what, files = [imported.arch], f"model {model}", [Path(tmp) / "model.onnx"]
+        else:
+            sp = configure(space, profile.batch)
+            archs = [sp.canonical(a) for a in (archs or sp.tuning_archs())]
+            what, files = f"{len(archs)} covering architectures of {sp.name}", _exported(sp, archs, Path(tmp))
+        log(f"extracting the tuning tasks of {what} for {target.name} (lowered as compile does)")
+        for onnx_path in files:
+            for task in ms.relax_integration.extract_tasks(lower(onnx_path, target), tvm_target,
                                                            module_equality=MODULE_EQUALITY):
                 mod = task.dispatched[0]
                 if seen.has_workload(mod):
@@ -157,7 +163,7 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
                 seen.commit_workload(mod)
                 tasks.append(task)
                 weights.append(task.weight)
-    log(f"{len(tasks)} distinct tasks in {len(archs)} covering architectures of {sp.name}; database {path}")
+    log(f"{len(tasks)} distinct tasks in {what}; database {path}")
 
     # 2. Tune each task that is short of records, one after another.
     from tvm.s_tir.analysis import estimate_tir_flops
@@ -241,7 +247,15 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
             f"({flops / 1e6:.2f} MFLOP x{weight}); {time.perf_counter() - start:.0f} s so far, ~{left:.0f} s left"
             if best is not None else f"{progress_bar(n, len(plan))} {task.task_name}: {run} trials, no valid candidate")
         results.append(TaskResult(task.task_name, flops, work, weight, wanted, have, run, best, False, floored))
-    return TuneReport(path, target.name, tuple(archs), time.perf_counter() - start, results)
+    return TuneReport(path, target.name, tuple(archs), time.perf_counter() - start, results, what)
+
+
+def _exported(sp: SearchSpace, archs: list[str], tmp: Path) -> Iterator[Path]:
+    """Each architecture exported twice, freshly initialised and with batch norms as training leaves them (their
+    kernels differ in bias additions)."""
+    for i, (arch, trained) in enumerate(itertools.product(archs, (False, True))):
+        model = randomize_batch_norms(sp.build(arch)) if trained else sp.build(arch)
+        yield export_onnx(model, sp.input_shape, tmp / f"{i}.onnx").path
 
 
 def randomize_batch_norms(model, seed: int = 0):

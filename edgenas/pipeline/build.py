@@ -1,6 +1,8 @@
-"""Building and timing one architecture for a profile, the first steps of every command that makes or measures
-a network: space -> network -> ONNX (and .tflite) -> compiled library (`build`), then timed where the profile
-is measured, each output checked against PyTorch's and recorded in the store (`time_built`).
+"""Building and timing one network for a profile, the first steps of every command that makes or measures
+a network: space -> network -> ONNX (and .tflite) -> compiled library (`build`), or the user's own ONNX file ->
+checked, simplified ONNX -> compiled library (`build_model`); then timed where the profile is measured, each
+output checked against the reference's (PyTorch's; onnxruntime's on the user's file) and recorded in the store
+(`time_built`).
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from ..compiler.export import (
     export_onnx,
     export_tflite,
 )
+from ..compiler.onnx_import import ImportedModel, import_model
 from ..device.profile import Profile
 from ..device.target import ResolvedTarget
 from ..errors import EdgenasError
+from ..measure.kernels import profile_kernels
 from ..measure.place import measure, place, threads_for
 from ..measure.timing import Measurement, Timing
 from ..measure.tracker import Remote
@@ -32,12 +36,13 @@ from ..store import Store
 
 @dataclass(frozen=True)
 class Built:
-    """An architecture built for a profile: its network exported and compiled into `directory`."""
+    """A network built for a profile: exported (or imported) and compiled into `directory`. A user's own model
+    stands where a space and an architecture stand (`ImportedModel`: space `model`, arch `onnx:<hash>`)."""
 
     directory: Path
     profile: Profile
     target: ResolvedTarget
-    space: SearchSpace
+    space: SearchSpace | ImportedModel
     arch: str
     onnx: ExportResult
     library: CompiledLibrary
@@ -62,9 +67,7 @@ def build(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace =
     exported = export_onnx(model, sp.input_shape, out_dir / ONNX)
     log(f"compile: TVM for {target.name} ({target.tvm.get('mcpu') or target.tvm.get('kind')}), replaying tuned "
         f"schedules; {time.perf_counter() - start:.1f} s so far")
-    library = compile_onnx(exported.path, target, out_dir / LIBRARY, tuning_db=tuning_db)
-    log(f"compiled {len(library.kernels)} kernels in {library.seconds:.1f} s ({len(library.tuned)} tuned, "
-        f"{len(library.fallback)} untuned)")
+    library = _compile(exported, target, out_dir, tuning_db, log)
     if tflite is None:
         tflite = profile.ships_tflite and mobile.available()
     if tflite:
@@ -72,6 +75,40 @@ def build(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace =
     converted = export_tflite(model, exported.reference_input, exported.reference_output, out_dir / TFLITE) \
         if tflite else None
     return Built(out_dir, profile, target, sp, arch, exported, library, converted)
+
+
+def build_model(profile: Profile, source: str | Path, out_dir: Path, input_shape: tuple[int, ...] | None = None,
+                tuning_db: str | Path | None = None, tflite: bool | None = None,
+                log: Callable[[str], None] = lambda _: None) -> Built:
+    """Import the user's model for `profile`: an ONNX file (its dynamic dimensions fixed by `input_shape`),
+    written checked and simplified to out_dir/model.onnx, or a PyTorch factory `package.module:function`
+    (`input_shape` its example input) exported there; then compiled to out_dir/model.so like `build`. A PyTorch
+    model is also converted to .tflite where `build` would; LiteRT's converter takes no ONNX files."""
+    target = profile.resolved_target()
+    model, imported, network = import_model(source, out_dir / ONNX, input_shape)
+    if network is None:
+        log(f"import: {source} (opset {model.opset}, input {list(model.input_shape)}): checked, simplified with "
+            f"onnxsim, verified with onnxruntime")
+    else:
+        log(f"export: {source} to {ONNX} (input {list(model.input_shape)}), verified against PyTorch")
+    log(f"compile: TVM for {target.name} ({target.tvm.get('mcpu') or target.tvm.get('kind')}), replaying tuned "
+        f"schedules")
+    library = _compile(imported, target, out_dir, tuning_db, log)
+    if tflite is None:
+        tflite = network is not None and profile.ships_tflite and mobile.available()
+    if tflite:
+        log(f"convert: {TFLITE} (LiteRT)")
+    converted = export_tflite(network, imported.reference_input, imported.reference_output, out_dir / TFLITE) \
+        if tflite else None
+    return Built(out_dir, profile, target, model, model.arch, imported, library, converted)
+
+
+def _compile(exported: ExportResult, target: ResolvedTarget, out_dir: Path, tuning_db: str | Path | None,
+             log: Callable[[str], None]) -> CompiledLibrary:
+    library = compile_onnx(exported.path, target, out_dir / LIBRARY, tuning_db=tuning_db)
+    log(f"compiled {len(library.kernels)} kernels in {library.seconds:.1f} s ({len(library.tuned)} tuned, "
+        f"{len(library.fallback)} untuned)")
+    return library
 
 
 def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = None,
@@ -85,10 +122,22 @@ def time_built(b: Built, store: Store | None, runtimes: Iterable[str] | None = N
     log(f"measure: {', '.join(runtimes)} on {f'rpc {remote.tracker} key {remote.key}' if remote else 'this machine'}")
     measured = [measure(runtime, model_file(b, runtime), b.onnx.reference_input, threads=threads, timing=timing,
                         remote=remote) for runtime in runtimes]
-    errors = [check_output(f"{m.runtime} ({b.arch})", m.output, b.onnx.reference_output) for m in measured]
+    errors = [_checked(b, m) for m in measured]
     ids = store.add_all(b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, measured) \
         if store else [None] * len(measured)
-    return {m.runtime: _entry(m, remote, error, i) for m, error, i in zip(measured, errors, ids)}
+    return {m.runtime: _entry(b, m, remote, error, i) for m, error, i in zip(measured, errors, ids)}
+
+
+def kernel_profile(b: Built) -> dict[str, Any]:
+    """The report's `kernels` entry: each TVM kernel's share of an inference, timed alone on this machine
+    (`measure.kernels`), where the library runs here; else why not."""
+    if b.profile.measure["via"] != "local" or not b.target.runs_here:
+        return {"not_profiled_because": "kernels are timed alone on this machine only; this library runs on "
+                                        f"{b.target.machine}/{b.target.device} via {b.profile.measure['via']}"}
+    threads = threads_for(b.profile, b.target, None) or host.cores()
+    rows = profile_kernels(b.library.path, b.library.signatures, threads)
+    return {"threads": threads, "sum_us": round(sum(r["us_per_call"] * r["calls"] for r in rows), 3),
+            "by_kernel": rows}
 
 
 def default_runtimes(remote: Remote | None, tflite: bool) -> tuple[str, ...]:
@@ -106,19 +155,24 @@ def model_file(b: Built, runtime: str) -> Path:
 
 def record_measurement(b: Built, m: Measurement, remote: Remote | None, store: Store | None,
                        profile: str | None = None) -> dict[str, Any]:
-    """Check a measurement's output against PyTorch's, record it in `store` under `profile` (default: the one it
-    was built for), and return its report entry."""
-    error = check_output(f"{m.runtime} ({b.arch})", m.output, b.onnx.reference_output)
+    """Check a measurement's output against the reference's (PyTorch's; onnxruntime's on a user's own model),
+    record it in `store` under `profile` (default: the one it was built for), and return its report entry."""
+    error = _checked(b, m)
     record_id = store.add(profile or b.profile.name, b.space.name, b.arch, b.space.input_shape, b.target.tvm, m) \
         if store else None
-    return _entry(m, remote, error, record_id)
+    return _entry(b, m, remote, error, record_id)
 
 
-def _entry(m: Measurement, remote: Remote | None, error: float, record_id: int | None) -> dict[str, Any]:
+def _checked(b: Built, m: Measurement) -> float:
+    against = {"pytorch": "PyTorch"}.get(b.onnx.reference, b.onnx.reference)
+    return check_output(f"{m.runtime} ({b.arch})", m.output, b.onnx.reference_output, against=against)
+
+
+def _entry(b: Built, m: Measurement, remote: Remote | None, error: float, record_id: int | None) -> dict[str, Any]:
     """A measurement as the report lists it."""
     return {**m.stats.as_dict(), "threads": m.threads, "version": m.runtime_version,
             "where": f"rpc {remote.tracker} key {remote.key}" if remote and m.runtime == "tvm" else "this machine",
-            "device": m.device, "max_abs_error_vs_pytorch": error, "store_id": record_id,
+            "device": m.device, f"max_abs_error_vs_{b.onnx.reference}": error, "store_id": record_id,
             "other_cores": None if m.other_cores is None else round(m.other_cores, 3), "under_load": m.under_load}
 
 

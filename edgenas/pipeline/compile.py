@@ -1,6 +1,6 @@
 """`edgenas compile --arch`: one architecture (trained on the user's data, if given) built, timed where the
 profile says, and written as a deployable artifact: model.onnx, model.so (model.tflite), model.h,
-manifest.json, report.json and report.html.
+manifest.json, report.json and report.html. `edgenas compile --model`: the user's own ONNX file, the same way.
 
 An artifact is written whole or not at all: into a staging folder beside the output directory, renamed into
 place at the end (`staged`); an existing artifact is replaced only when asked (`force`).
@@ -21,7 +21,7 @@ from ..artifact.header import c_header
 from ..artifact.manifest import HEADER, LIBRARY, MANIFEST, ONNX, TFLITE
 from ..artifact.manifest import write as write_manifest
 from ..artifact.report import write_report
-from ..compiler.export import INPUT_NAME, OPSET, OUTPUT_NAME
+from ..compiler.export import OPSET
 from ..compiler.tuning_db import check_given
 from ..data.datasets import Dataset, load_dataset
 from ..data.train import TrainResult, train
@@ -31,7 +31,7 @@ from ..errors import EdgenasError
 from ..measure.place import place
 from ..spaces import DEFAULT_SPACE, SearchSpace, configure
 from ..store import Store
-from .build import Built, build, litert_here, time_built
+from .build import Built, build, build_model, kernel_profile, litert_here, time_built
 
 
 @dataclass(frozen=True)
@@ -51,17 +51,27 @@ def compile_artifact(profile: str | Profile, arch: str, out_dir: str | Path, spa
     against `latency_ms` and `memory_mb`, else the profile's budgets. An artifact already in `out_dir` is
     replaced only with `force`."""
     profile = as_profile(profile)
-    if measure_latency and profile.measurable:
-        place(profile, profile.resolved_target())
-    target = check_output(out_dir, force)
-    check_given(tuning_db)
-    if measure_latency and (profile.measurable or profile.ships_tflite):
-        with Store(db) as store:
-            store.require_writable()
+    target = _checked_first(profile, out_dir, force, tuning_db, db,
+                            measure_latency and (profile.measurable or profile.ships_tflite), measure_latency)
     with staged(target) as staging:
         art = _compile_into(profile, arch, staging, space, db, measure_latency, seed, tuning_db, data, epochs, log,
                             budget_for(profile, latency_ms, memory_mb))
     return Artifact(target, art.manifest, art.report)
+
+
+def _checked_first(profile: Profile, out_dir: str | Path, force: bool, tuning_db: str | Path | None,
+                   db: str | Path | None, stores: bool, measures: bool) -> Path:
+    """Before any work: the device is reachable where it is measured, the output directory and the tuning
+    database are usable, and the store is writable where measurements will go to it; returns the artifact's
+    directory."""
+    if measures and profile.measurable:
+        place(profile, profile.resolved_target())
+    target = check_output(out_dir, force)
+    check_given(tuning_db)
+    if stores:
+        with Store(db) as store:
+            store.require_writable()
+    return target
 
 
 def _compile_into(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace, db: str | Path | None,
@@ -82,17 +92,59 @@ def _compile_into(profile: Profile, arch: str, out_dir: Path, space: str | Searc
                         log=log)
         model, extra["training"] = trained.model, training_report(dataset, trained, epochs, seed)
     b = build(profile, arch, out_dir, space=space, seed=seed, tuning_db=tuning_db, model=model, log=log)
+    latency, measured = _measured(b, db, measure_latency, log)
+    return write_artifact(b, out_dir, latency, {**extra, **measured}, budget)
+
+
+def _measured(b: Built, db: str | Path | None, measure_latency: bool,
+              log: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Time `b` where its profile says (into the store `db`), its .tflite here for phones, and profile its
+    kernels; the report's latency entry and its `litert`, `kernels` or `not_measured_because` entries."""
+    profile = b.profile
     latency: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     if measure_latency and (profile.measurable or b.tflite):
         with Store(db) as store:
             latency = time_built(b, store, log=log) if profile.measurable else {}
             if profile.ships_tflite:
                 extra["litert"] = litert_here(b, store)
+        if latency:
+            extra["kernels"] = kernel_profile(b)
     elif profile.ships_tflite:
         extra["litert"] = litert_here(b, None, measure_here=False)
-    reason = "--no-measure" if not measure_latency else f"profile '{profile.name}' has measure.via: none (predict-only)"
-    return write_artifact(b, out_dir, latency, extra if latency else {**extra, "not_measured_because": reason},
-                          budget)
+    if not latency:
+        extra["not_measured_because"] = "--no-measure" if not measure_latency else \
+            f"profile '{profile.name}' has measure.via: none (predict-only)"
+    return latency, extra
+
+
+def compile_model(profile: str | Profile, source: str | Path, out_dir: str | Path,
+                  input_shape: tuple[int, ...] | None = None, db: str | Path | None = None,
+                  measure_latency: bool = True, tuning_db: str | Path | None = None,
+                  log: Callable[[str], None] = lambda _: None, force: bool = False, latency_ms: float | None = None,
+                  memory_mb: float | None = None) -> Artifact:
+    """`edgenas compile --model`: the user's ONNX file checked and simplified (`input_shape` fixes its dynamic
+    dimensions), or a PyTorch factory `package.module:function` exported for an input of `input_shape`;
+    compiled for the profile's target, timed where the profile says (TVM, and onnxruntime beside it on the same
+    file), every output checked against the reference (onnxruntime on the file as given; PyTorch), and written
+    as the artifact of a generated network is, judged against `latency_ms` and `memory_mb` (else the profile's
+    budgets). Its measurements are stored under space `model` and the model's hash."""
+    profile = as_profile(profile)
+    target = _checked_first(profile, out_dir, force, tuning_db, db,
+                            measure_latency and (profile.measurable or profile.ships_tflite), measure_latency)
+    with staged(target) as staging:
+        b = build_model(profile, source, staging, input_shape, tuning_db, log=log)
+        model = b.space
+        latency, extra = _measured(b, db, measure_latency, log)
+        extra["model"] = {"source": model.source, "sha256": model.sha256, "opset": model.opset,
+                          "input": model.input_name, "output": model.output_name}
+        extra["export"] = {"opset": model.opset, "reference": b.onnx.reference,
+                           f"max_abs_error_onnxruntime_vs_{b.onnx.reference}": b.onnx.max_abs_error}
+        if profile.ships_tflite and b.onnx.reference == "onnxruntime":  # an ONNX file: nothing to convert
+            extra["litert"] = {"missing": "no model.tflite: LiteRT's converter takes PyTorch networks, not ONNX "
+                                          "files; give --model package.module:factory to get one"}
+        art = write_artifact(b, staging, latency, extra, budget_for(profile, latency_ms, memory_mb))
+    return Artifact(target, art.manifest, art.report)
 
 
 def training_report(data: Dataset, trained: TrainResult, epochs: int, seed: int) -> dict[str, Any]:
@@ -114,9 +166,9 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
         "runtime": profile.runtime,
         "target": {"name": b.target.name, "machine": b.target.machine, "device": b.target.device,
                    "tvm": b.target.tvm, "host": b.target.host},
-        "inputs": [{"name": INPUT_NAME, "shape": list(b.onnx.input_shape), "dtype": "float32",
+        "inputs": [{"name": b.onnx.input_name, "shape": list(b.onnx.input_shape), "dtype": "float32",
                     **({"preprocessing": extra["training"]["preprocessing"]} if "training" in extra else {})}],
-        "outputs": [{"name": OUTPUT_NAME, "shape": list(b.onnx.output_shape), "dtype": "float32",
+        "outputs": [{"name": b.onnx.output_name, "shape": list(b.onnx.output_shape), "dtype": "float32",
                      **({"classes": extra["training"]["classes"]} if "training" in extra else {})}],
         "versions": _versions(),
     }

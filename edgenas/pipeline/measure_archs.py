@@ -1,6 +1,6 @@
 """`edgenas measure`: build, compile, time and store architectures on a profile's device, resuming from what the
 store holds; on an RPC profile across every device of its key (`measure.fleet.Fleet`) while the next
-architectures are built.
+architectures are built. `measure --model`: the user's own model, the same way (`measure_model`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ..measure.place import place, threads_for
 from ..measure.timing import Timing
 from ..spaces import DEFAULT_SPACE, SearchSpace, configure
 from ..store import Store
-from .build import Built, build, default_runtimes, record_measurement, time_built
+from .build import Built, build, build_model, default_runtimes, record_measurement, time_built
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,35 @@ class MeasureRun:
             for device, why in sorted(f.dropped.items()):
                 lines.append(f"device {device:<21} dropped: {why}")
         return "\n".join(lines)
+
+
+def measure_model(profile: str | Profile, source: str | Path, input_shape: tuple[int, ...] | None = None,
+                  db: str | Path | None = None, runtimes: Iterable[str] | None = None,
+                  tuning_db: str | Path | None = None, timing: Timing = Timing(),
+                  log: Callable[[str], None] = lambda _: None) -> MeasureRun:
+    """`edgenas measure --model`: import and compile the user's model (as `compile --model` does), time it where
+    the profile says on each runtime the store does not hold yet for it (under space `model` and the model's
+    hash), and record it."""
+    profile = as_profile(profile)
+    remote = place(profile, profile.resolved_target())
+    start = time.monotonic()
+    with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
+        store.require_writable()
+        b = build_model(profile, source, Path(tmp), input_shape, tuning_db, tflite=False, log=log)
+        runtimes = tuple(runtimes or default_runtimes(remote, False))
+        if "litert" in runtimes:
+            raise EdgenasError("measure --model times tvm and onnxruntime; LiteRT needs the model.tflite that "
+                               "compile --model converts from a PyTorch factory")
+        if remote and runtimes != ("tvm",):
+            raise EdgenasError(f"profile '{profile.name}' is measured on RPC devices, which run the tvm runtime "
+                               f"only; leave out --runtime")
+        missing = [r for r in runtimes
+                   if b.arch not in store.latest(profile.name, b.space.name, b.space.input_shape, r)]
+        if not missing:
+            log(f"{b.arch} ({source}) is already in the store for '{profile.name}'")
+            return MeasureRun([], [b.arch], {}, None, time.monotonic() - start)
+        latency = time_built(b, store, missing, timing, log=log)
+    return MeasureRun([{"arch": b.arch, **latency}], [], {}, None, time.monotonic() - start)
 
 
 def measure_archs(profile: str | Profile, archs: list[str], space: str | SearchSpace = DEFAULT_SPACE,

@@ -263,3 +263,20 @@ def test_a_candidate_build_that_runs_over_its_time_limit_fails_alone():
     y = tvm.runtime.tensor(np.zeros(64, dtype="float32"))
     lib["main"](x, y)
     np.testing.assert_array_equal(y.numpy(), np.arange(64) * 2.0)
+
+
+def test_a_user_model_is_tuned_and_a_second_one_tunes_only_its_new_workloads(tmp_path):
+    """`tune --model`: the workloads of an ONNX file edgenas did not make; a second model that shares them (the
+    same layers with another activation, fused into the convolution's epilogue) reuses every record."""
+    from ..conftest import old_onnx
+
+    db = tmp_path / "db"
+    first = tune("host", trials=TRIALS, db=db, model=old_onnx(tmp_path / "a.onnx"), input_shape=(1, 3, 12, 16))
+    assert first.trials_run > 0 and first.archs[0].startswith("onnx:") and "model" in first.summary()
+    second = tune("host", trials=TRIALS, db=db, model=old_onnx(tmp_path / "b.onnx", op="Sigmoid"),
+                  input_shape=(1, 3, 12, 16))
+    assert all(t.skipped for t in second.tasks) and second.trials_run == 0, second.summary()
+    result = CliRunner().invoke(cli, ["compile", "--model", str(tmp_path / "b.onnx"), "--input-shape", "1,3,12,16",
+                                      "--tuning-db", str(db), "--no-measure", "-o", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["compile"]["fallback"] == []

@@ -68,6 +68,9 @@ def test_report_has_costs_and_both_latencies(artifact):
     compiled = report["compile"]  # no tuning database in tests: only the classifier's global pool is scheduled
     assert compiled["tuning_db"] is None and compiled["schedule_from"] == {"mean": HAND_SCHEDULED}
     assert compiled["kernels"] == len(compiled["fallback"]) + 1 and compiled["tuned"] == ["mean"]
+    profiled = report["kernels"]["by_kernel"]  # every kernel timed alone, with its calls per inference
+    assert len(profiled) == compiled["kernels"] and sum(k["calls"] for k in profiled) > len(profiled), \
+        "NB201's cells call some kernels more than once"
 
 
 def test_every_measurement_is_in_the_store(artifact):

@@ -1,0 +1,49 @@
+import re
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from edgenas.compiler.onnx_import import import_onnx
+from edgenas.errors import EdgenasError
+from tests.conftest import old_onnx
+
+
+def test_an_old_style_file_is_imported_with_its_batch_fixed_and_its_initializers_constants(tmp_path):
+    source = old_onnx(tmp_path / "old.onnx")
+    model, exported = import_onnx(source, tmp_path / "model.onnx", (2, 3, 12, 16))
+    written = onnx.load(str(exported.path))
+    assert [i.name for i in written.graph.input] == ["data"], "initializers are no graph inputs any more"
+    assert [d.dim_value for d in written.graph.input[0].type.tensor_type.shape.dim] == [2, 3, 12, 16]
+    assert model.arch.startswith("onnx:") and model.opset == 9 and model.name == "model"
+    assert exported.input_name == "data" and exported.output_name == "out" and exported.reference == "onnxruntime"
+    x = exported.reference_input
+    original = ort.InferenceSession(str(source)).run(None, {"data": x})[0]
+    assert np.allclose(exported.reference_output, original) and exported.output_shape == (2, 5)
+    # hand-computed: conv 2 x 8 x 12 x 16 outputs x 27 MACs + gemm 2 x 5 x 8 MACs, 2 FLOPs each; 8*27+8+40+5
+    # parameters; the conv's and the ReLU's outputs (2 x 3072 floats) alive together
+    assert model.cost.flops == 2 * (2 * 8 * 12 * 16 * 27 + 2 * 5 * 8)
+    assert model.cost.params == 8 * 27 + 8 + 5 * 8 + 5
+    assert model.cost.peak_activation_bytes == 4 * 2 * 2 * 8 * 12 * 16
+
+
+@pytest.mark.parametrize("kwargs, shape, message", [
+    ({}, None, "has dynamic dimensions [N, 3, 12, 16]; fix them with --input-shape, e.g. --input-shape 1,3,12,16"),
+    ({}, (1, 3, 16, 12), "--input-shape 1,3,16,12 does not fit input 'data'"),
+    ({"op": "Celu"}, (1, 3, 12, 16), "operator Celu (node 'act') of"),
+    ({"outputs": 2}, (1, 3, 12, 16), "has 2 outputs (out, f)"),
+])
+def test_what_cannot_be_compiled_is_refused_in_one_line(tmp_path, kwargs, shape, message):
+    source = old_onnx(tmp_path / "old.onnx", **kwargs)
+    with pytest.raises(EdgenasError, match=re.escape(message)):
+        import_onnx(source, tmp_path / "model.onnx", shape)
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_a_file_that_is_not_onnx_is_refused(tmp_path):
+    (tmp_path / "notes.onnx").write_text("not a model")
+    with pytest.raises(EdgenasError, match="is not an ONNX model"):
+        import_onnx(tmp_path / "notes.onnx", tmp_path / "model.onnx")
+    with pytest.raises(EdgenasError, match="does not exist"):
+        import_onnx(tmp_path / "missing.onnx", tmp_path / "model.onnx")
