@@ -9,7 +9,18 @@ from pathlib import Path
 
 import click
 
-from .shell import Finite, Shape, UserError, batch_option, json_option, log, profile_at, profile_option, space_option
+from .shell import (
+    Finite,
+    Shape,
+    UserError,
+    batch_option,
+    check_model_options,
+    json_option,
+    log,
+    profile_at,
+    profile_option,
+    space_option,
+)
 
 
 @click.command("compile")
@@ -56,16 +67,10 @@ def command(profile, arch, model, input_shape, latency_ms, memory_mb, measuremen
     from ..pipeline.compile import compile_artifact, compile_model
 
     out = output if output is not None else Path("out") / profile
-    if input_shape and not model:
-        raise UserError("--input-shape fixes the input of a --model file; a space's architectures take the "
-                        "profile's input (--batch sets its batch)")
+    check_model_options(model, input_shape, {"--arch": arch, "--data": data, "--accuracy-shots": accuracy_shots,
+                                             "--batch": batch})
     profile = profile_at(profile, batch)
     if model:
-        given = [name for name, value in (("--arch", arch), ("--data", data), ("--accuracy-shots", accuracy_shots),
-                                          ("--batch", batch)) if value]
-        if given:
-            raise UserError(f"{given[0]} does not apply to --model (a trained network of your own); leave it out"
-                            f"{' and set the batch with --input-shape' if given[0] == '--batch' else ''}")
         art = compile_model(profile, model, out, input_shape, db=db, measure_latency=not no_measure,
                             tuning_db=tuning_db, log=log, force=force, latency_ms=latency_ms, memory_mb=memory_mb)
     elif arch:

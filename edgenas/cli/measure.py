@@ -8,7 +8,17 @@ import sys
 import click
 
 from ..runtimes import RUNTIMES
-from .shell import Shape, UserError, batch_option, json_option, log, profile_at, profile_option, space_option
+from .shell import (
+    Shape,
+    UserError,
+    batch_option,
+    check_model_options,
+    json_option,
+    log,
+    profile_at,
+    profile_option,
+    space_option,
+)
 
 
 @click.command("measure")
@@ -40,14 +50,9 @@ def command(profile, archs, archs_file, sample, seed, model, input_shape, parall
     from ..pipeline.measure_archs import measure_archs, measure_model
     from ..spaces import configure, read_archs
 
-    if input_shape and not model:
-        raise UserError("--input-shape fixes the input of a --model; a space's architectures take the profile's "
-                        "input (--batch sets its batch)")
+    check_model_options(model, input_shape, {"--arch": archs, "--archs": archs_file, "--sample": sample,
+                                             "--parallel": parallel, "--batch": batch})
     if model:
-        given = [name for name, value in (("--arch", archs), ("--archs", archs_file), ("--sample", sample),
-                                          ("--parallel", parallel), ("--batch", batch)) if value]
-        if given:
-            raise UserError(f"{given[0]} does not apply to --model; measure the model alone")
         run = measure_model(profile_at(profile, None), model, input_shape, db=db, runtimes=runtimes or None,
                             log=log)
         click.echo(json.dumps(run.as_dict(), indent=2) if as_json else run.table())

@@ -132,6 +132,17 @@ class Shape(click.ParamType):
         return shape
 
 
+def check_model_options(model: str | None, input_shape: tuple[int, ...] | None, others: dict[str, object]) -> None:
+    """Refuse --input-shape without --model, and with --model the first of `others` (option -> value) given."""
+    if input_shape and not model:
+        raise UserError("--input-shape fixes the input of a --model file; a space's architectures take the "
+                        "profile's input (--batch sets its batch)")
+    given = [name for name, value in others.items() if value] if model else []
+    if given:
+        raise UserError(f"{given[0]} does not apply to --model (a trained network of your own); leave it out"
+                        f"{' and set the batch with --input-shape' if given[0] == '--batch' else ''}")
+
+
 def profile_at(name: str, batch: int | None):
     """The profile `name`, at `batch` images per inference when given (`--batch`)."""
     from ..device.profile import PROFILES

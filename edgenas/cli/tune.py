@@ -6,7 +6,17 @@ import json
 
 import click
 
-from .shell import Finite, Shape, UserError, batch_option, json_option, log, profile_at, profile_option, space_option
+from .shell import (
+    Finite,
+    Shape,
+    batch_option,
+    check_model_options,
+    json_option,
+    log,
+    profile_at,
+    profile_option,
+    space_option,
+)
 
 
 @click.command("tune")
@@ -35,12 +45,7 @@ def command(profile, space, trials, budget_minutes, db, data, model, input_shape
     from ..data.datasets import load_dataset
     from ..spaces import configure
 
-    if input_shape and not model:
-        raise UserError("--input-shape fixes the input of a --model; a space's architectures take the profile's "
-                        "input (--batch sets its batch)")
-    if model and (data or batch):
-        raise UserError(f"{'--data' if data else '--batch'} does not apply to --model; its input is the file's, "
-                        f"or --input-shape")
+    check_model_options(model, input_shape, {"--data": data, "--batch": batch})
     profile = profile_at(profile, batch)  # the kernels of another batch size are other workloads, in the same database
     if data:
         space = configure(space, profile.batch, load_dataset(data))

@@ -65,19 +65,35 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
     with _quiet():
         program = torch.onnx.export(model, (x,), dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME],
                                     output_names=[OUTPUT_NAME], optimize=True, verbose=False)
-    simplified, ok = onnxsim.simplify(program.model_proto)
+    save_simplified(program.model_proto, path, "the exported network", "report this architecture as a bug")
+    error = check_output("onnxruntime", get_runtime("onnxruntime").open(path, x.numpy(), 1).output, expected, tolerance)
+    return ExportResult(path, tuple(input_shape), tuple(expected.shape), error, x.numpy(), expected)
+
+
+def save_simplified(model: onnx.ModelProto, path: Path, what: str, fix: str,
+                    input_shapes: dict[str, list[int]] | None = None) -> onnx.ModelProto:
+    """Simplify `model` with onnxsim (at `input_shapes`, where given), check it with onnx.checker and write it to
+    `path`; a failure of the first two is one line naming `what` and suggesting `fix`."""
+    try:
+        simplified, ok = onnxsim.simplify(model, overwrite_input_shapes=input_shapes)
+    except Exception as e:  # noqa: BLE001  (onnxsim raises what onnx and onnxruntime raise)
+        raise EdgenasError(f"onnxsim cannot simplify {what}: {type(e).__name__}: {first_line(e)}; {fix}") from None
     if not ok:
-        raise EdgenasError("onnxsim could not validate the simplified model; report this architecture as a bug")
+        raise EdgenasError(f"onnxsim could not validate the simplified {what}; {fix}")
     try:
         onnx.checker.check_model(simplified, full_check=True)
     except onnx.checker.ValidationError as e:
-        raise EdgenasError(f"exported ONNX fails onnx.checker ({str(e).splitlines()[0]}); report it as a bug") from None
+        raise EdgenasError(f"{what} fails onnx.checker after simplification ({first_line(e)}); {fix}") from None
     try:
         onnx.save(simplified, str(path))
     except OSError as e:
         raise EdgenasError(f"cannot write {path} ({e.strerror}); choose a writable output directory") from None
-    error = check_output("onnxruntime", get_runtime("onnxruntime").open(path, x.numpy(), 1).output, expected, tolerance)
-    return ExportResult(path, tuple(input_shape), tuple(expected.shape), error, x.numpy(), expected)
+    return simplified
+
+
+def first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 @dataclass(frozen=True)

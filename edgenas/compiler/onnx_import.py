@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxsim
 
 from ..errors import EdgenasError
 from ..spaces.base import Costs, peak_live
-from .export import TOLERANCE, ExportResult, check_output, export_onnx
+from .export import TOLERANCE, ExportResult, check_output, export_onnx, first_line, save_simplified
 
 MODEL_SPACE = "model"  # what the store and the manifest record as the space of a user's model
 
@@ -84,28 +83,13 @@ def import_onnx(source: str | Path, path: str | Path, input_shape: tuple[int, ..
     model.ir_version = max(model.ir_version, 4)  # IR 4 is where initializers stopped having to be inputs
     x = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
     expected = _run(source, data, inputs[0].name, x)
-    try:
-        simplified, ok = onnxsim.simplify(model, overwrite_input_shapes={inputs[0].name: list(shape)})
-    except Exception as e:  # noqa: BLE001  (onnxsim raises what onnx and onnxruntime raise)
-        raise EdgenasError(f"onnxsim cannot simplify {source}: {type(e).__name__}: {_first_line(e)}; check the model "
-                           f"with onnx.checker and onnxruntime") from None
-    if not ok:
-        raise EdgenasError(f"onnxsim could not validate the simplified {source}; check the model with onnxruntime")
-    try:
-        onnx.checker.check_model(simplified, full_check=True)
-    except onnx.checker.ValidationError as e:
-        raise EdgenasError(f"{source} fails onnx.checker after simplification ({_first_line(e)}); fix the model "
-                           f"or export it again") from None
     path = Path(path)
-    try:
-        onnx.save(simplified, str(path))
-    except OSError as e:
-        raise EdgenasError(f"cannot write {path} ({e.strerror}); choose a writable output directory") from None
-    got = _run(path, path.read_bytes(), inputs[0].name, x)
+    simplified = save_simplified(model, path, str(source), "check the model with onnx.checker and onnxruntime, "
+                                 "or export it again", {inputs[0].name: list(shape)})
+    got = _run(path, simplified.SerializeToString(), inputs[0].name, x)
     error = check_output(f"onnxruntime on {source.name} simplified:", got, expected, TOLERANCE,
                          against="the original file")
-    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    imported = ImportedModel(str(source), hashlib.sha256(data).hexdigest(), opset, inputs[0].name, shape,
+    imported = ImportedModel(str(source), hashlib.sha256(data).hexdigest(), _opset(model), inputs[0].name, shape,
                              graph.output[0].name, graph_costs(simplified))
     return imported, ExportResult(path, shape, tuple(expected.shape), error, x, expected, inputs[0].name,
                                   graph.output[0].name, reference="onnxruntime")
@@ -140,7 +124,7 @@ def import_torch(factory: str, path: str | Path, input_shape: tuple[int, ...] | 
         module = importlib.import_module(module_name)
     except Exception as e:  # noqa: BLE001  (importing user code can raise anything)
         raise EdgenasError(f"cannot import {module_name} for --model {factory} ({type(e).__name__}: "
-                           f"{_first_line(e)}); make it importable from the working directory or PYTHONPATH") \
+                           f"{first_line(e)}); make it importable from the working directory or PYTHONPATH") \
             from None
     if not callable(getattr(module, function, None)):
         raise EdgenasError(f"{module_name} has no function {function} for --model {factory}; name a function "
@@ -148,7 +132,7 @@ def import_torch(factory: str, path: str | Path, input_shape: tuple[int, ...] | 
     try:
         network = getattr(module, function)()
     except Exception as e:  # noqa: BLE001
-        raise EdgenasError(f"--model {factory} failed when called ({type(e).__name__}: {_first_line(e)}); it is "
+        raise EdgenasError(f"--model {factory} failed when called ({type(e).__name__}: {first_line(e)}); it is "
                            f"called without arguments") from None
     if not isinstance(network, torch.nn.Module):
         raise EdgenasError(f"--model {factory} returned a {type(network).__name__}, not a torch.nn.Module")
@@ -159,14 +143,18 @@ def import_torch(factory: str, path: str | Path, input_shape: tuple[int, ...] | 
         raise
     except Exception as e:  # noqa: BLE001  (the exporter raises many types; all mean "cannot export this")
         raise EdgenasError(f"PyTorch cannot export --model {factory} for input {list(input_shape)} to ONNX "
-                           f"({type(e).__name__}: {_first_line(e)}); check the input shape and the model") from None
-    written = onnx.load(str(path))
+                           f"({type(e).__name__}: {first_line(e)}); check the input shape and the model") from None
+    data = Path(path).read_bytes()
+    written = onnx.load_from_string(data)
     _check_operators(Path(path), written.graph)
-    opset = max((o.version for o in written.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    imported = ImportedModel(factory, digest, opset, exported.input_name, tuple(input_shape), exported.output_name,
-                             graph_costs(written))
+    imported = ImportedModel(factory, hashlib.sha256(data).hexdigest(), _opset(written), exported.input_name,
+                             tuple(input_shape), exported.output_name, graph_costs(written))
     return imported, exported, network
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    """The model's version of the default (ai.onnx) operator set."""
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
 def _fixed_shape(source: Path, name: str, dims, given: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -210,13 +198,8 @@ def _run(path: Path, data: bytes, input_name: str, x: np.ndarray) -> np.ndarray:
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         return session.run(None, {input_name: x})[0]
     except Exception as e:  # noqa: BLE001  (onnxruntime raises its own error types)
-        raise EdgenasError(f"onnxruntime cannot run {path}: {_first_line(e)}; check the model and --input-shape") \
+        raise EdgenasError(f"onnxruntime cannot run {path}: {first_line(e)}; check the model and --input-shape") \
             from None
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def graph_costs(model: onnx.ModelProto) -> Costs:

@@ -205,7 +205,7 @@ class LatencyPredictor(nn.Module):
         means, second, heads, evidence, logits = [], [], [], [], []
         limit = support.shape[1] // OUTLIER_EVERY if not self.training else 0
         for h, (m, v) in enumerate(priors):
-            answer = self._posterior(m, v, support, support_y, query, noise)
+            answer = self._posterior(m, v, support, support_y, query, noise, loo=bool(limit))
             variants = [(answer, hyperprior[:, h])]
             if limit:  # the same hypothesis with its worst-explained support points as outliers
                 outlying = _outliers(answer[4], limit)
@@ -227,11 +227,11 @@ class LatencyPredictor(nn.Module):
 
     @staticmethod
     def _posterior(m: torch.Tensor, v: torch.Tensor, support: torch.Tensor, support_y: torch.Tensor,
-                   query: torch.Tensor, noise: torch.Tensor, outlier: torch.Tensor | float = 0.0):
+                   query: torch.Tensor, noise: torch.Tensor, outlier: torch.Tensor | float = 0.0, loo: bool = False):
         """Bayesian linear regression of the support under the prior (m, v) with noise proportional to latency at
         the relative level `noise` (B,), plus a relative variance `outlier` (B, K) on the points taken for outliers:
-        the posterior head (B, P), the query mean and variance (B, Q), the log evidence (B,) and each support
-        point's leave-one-out residual in standard deviations (B, K)."""
+        the posterior head (B, P), the query mean and variance (B, Q), the log evidence (B,) and, with `loo`, each
+        support point's leave-one-out residual in standard deviations (B, K; else None)."""
         s_prior = (support @ m[..., None])[..., 0]
         noise2 = (noise[:, None] ** 2 + outlier) * s_prior.clamp(min=FLOOR) ** 2
         sd = support.double()
@@ -249,7 +249,8 @@ class LatencyPredictor(nn.Module):
             (noise[:, None] * q_mean.clamp(min=FLOOR)) ** 2
         log_det = torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)
         evidence = (-0.5 * (residual * alpha).sum((1, 2)) - log_det).float()
-        z = (alpha[..., 0] / torch.diagonal(torch.cholesky_inverse(chol), dim1=1, dim2=2).sqrt()).float()
+        z = (alpha[..., 0] / torch.diagonal(torch.cholesky_inverse(chol), dim1=1, dim2=2).sqrt()).float() \
+            if loo else None
         return head, q_mean, q_var, evidence, z
 
     def _hypotheses(self, mean: torch.Tensor, var: torch.Tensor, mask: torch.Tensor, hyperprior: torch.Tensor):

@@ -1,6 +1,6 @@
 """Building and timing one network for a profile, the first steps of every command that makes or measures
-a network: space -> network -> ONNX (and .tflite) -> compiled library (`build`), or the user's own ONNX file ->
-checked, simplified ONNX -> compiled library (`build_model`); then timed where the profile is measured, each
+a network: space -> network -> ONNX (and .tflite) -> compiled library (`build`), or the user's own model ->
+checked, simplified ONNX (`import_user_model`) -> compiled library (`build_model`); then timed where the profile is measured, each
 output checked against the reference's (PyTorch's; onnxruntime's on the user's file) and recorded in the store
 (`time_built`).
 """
@@ -77,30 +77,39 @@ def build(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace =
     return Built(out_dir, profile, target, sp, arch, exported, library, converted)
 
 
-def build_model(profile: Profile, source: str | Path, out_dir: Path, input_shape: tuple[int, ...] | None = None,
-                tuning_db: str | Path | None = None, tflite: bool | None = None,
-                log: Callable[[str], None] = lambda _: None) -> Built:
-    """Import the user's model for `profile`: an ONNX file (its dynamic dimensions fixed by `input_shape`),
-    written checked and simplified to out_dir/model.onnx, or a PyTorch factory `package.module:function`
-    (`input_shape` its example input) exported there; then compiled to out_dir/model.so like `build`. A PyTorch
-    model is also converted to .tflite where `build` would; LiteRT's converter takes no ONNX files."""
-    target = profile.resolved_target()
-    model, imported, network = import_model(source, out_dir / ONNX, input_shape)
+def import_user_model(source: str | Path, out_dir: Path, input_shape: tuple[int, ...] | None = None,
+                      log: Callable[[str], None] = lambda _: None) -> tuple[ImportedModel, ExportResult, Any]:
+    """The user's model written to out_dir/model.onnx (`compiler.onnx_import.import_model`): an ONNX file (its
+    dynamic dimensions fixed by `input_shape`) checked and simplified, or a PyTorch factory
+    `package.module:function` (`input_shape` its example input) exported; what `build_model` compiles."""
+    imported = import_model(source, out_dir / ONNX, input_shape)
+    model, network = imported[0], imported[2]
     if network is None:
         log(f"import: {source} (opset {model.opset}, input {list(model.input_shape)}): checked, simplified with "
             f"onnxsim, verified with onnxruntime")
     else:
         log(f"export: {source} to {ONNX} (input {list(model.input_shape)}), verified against PyTorch")
+    return imported
+
+
+def build_model(profile: Profile, imported: tuple[ImportedModel, ExportResult, Any], out_dir: Path,
+                tuning_db: str | Path | None = None, tflite: bool | None = None,
+                log: Callable[[str], None] = lambda _: None) -> Built:
+    """Compile the user's model that `import_user_model` wrote to out_dir for `profile`, to out_dir/model.so like
+    `build`. A PyTorch model is also converted to .tflite where `build` would; LiteRT's converter takes no ONNX
+    files."""
+    target = profile.resolved_target()
+    model, exported, network = imported
     log(f"compile: TVM for {target.name} ({target.tvm.get('mcpu') or target.tvm.get('kind')}), replaying tuned "
         f"schedules")
-    library = _compile(imported, target, out_dir, tuning_db, log)
+    library = _compile(exported, target, out_dir, tuning_db, log)
     if tflite is None:
         tflite = network is not None and profile.ships_tflite and mobile.available()
     if tflite:
         log(f"convert: {TFLITE} (LiteRT)")
-    converted = export_tflite(network, imported.reference_input, imported.reference_output, out_dir / TFLITE) \
+    converted = export_tflite(network, exported.reference_input, exported.reference_output, out_dir / TFLITE) \
         if tflite else None
-    return Built(out_dir, profile, target, model, model.arch, imported, library, converted)
+    return Built(out_dir, profile, target, model, model.arch, exported, library, converted)
 
 
 def _compile(exported: ExportResult, target: ResolvedTarget, out_dir: Path, tuning_db: str | Path | None,

@@ -31,7 +31,7 @@ from ..errors import EdgenasError
 from ..measure.place import place
 from ..spaces import DEFAULT_SPACE, SearchSpace, configure
 from ..store import Store
-from .build import Built, build, build_model, kernel_profile, litert_here, time_built
+from .build import Built, build, build_model, import_user_model, kernel_profile, litert_here, time_built
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def compile_model(profile: str | Profile, source: str | Path, out_dir: str | Pat
     target = _checked_first(profile, out_dir, force, tuning_db, db,
                             measure_latency and (profile.measurable or profile.ships_tflite), measure_latency)
     with staged(target) as staging:
-        b = build_model(profile, source, staging, input_shape, tuning_db, log=log)
+        b = build_model(profile, import_user_model(source, staging, input_shape, log), staging, tuning_db, log=log)
         model = b.space
         latency, extra = _measured(b, db, measure_latency, log)
         extra["model"] = {"source": model.source, "sha256": model.sha256, "opset": model.opset,

@@ -18,7 +18,7 @@ from ..measure.place import place, threads_for
 from ..measure.timing import Timing
 from ..spaces import DEFAULT_SPACE, SearchSpace, configure
 from ..store import Store
-from .build import Built, build, build_model, default_runtimes, record_measurement, time_built
+from .build import Built, build, build_model, default_runtimes, import_user_model, record_measurement, time_built
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,6 @@ def measure_model(profile: str | Profile, source: str | Path, input_shape: tuple
     start = time.monotonic()
     with Store(db) as store, tempfile.TemporaryDirectory(prefix="edgenas-") as tmp:
         store.require_writable()
-        b = build_model(profile, source, Path(tmp), input_shape, tuning_db, tflite=False, log=log)
         runtimes = tuple(runtimes or default_runtimes(remote, False))
         if "litert" in runtimes:
             raise EdgenasError("measure --model times tvm and onnxruntime; LiteRT needs the model.tflite that "
@@ -80,11 +79,14 @@ def measure_model(profile: str | Profile, source: str | Path, input_shape: tuple
         if remote and runtimes != ("tvm",):
             raise EdgenasError(f"profile '{profile.name}' is measured on RPC devices, which run the tvm runtime "
                                f"only; leave out --runtime")
+        imported = import_user_model(source, Path(tmp), input_shape, log)
+        model = imported[0]
         missing = [r for r in runtimes
-                   if b.arch not in store.latest(profile.name, b.space.name, b.space.input_shape, r)]
-        if not missing:
-            log(f"{b.arch} ({source}) is already in the store for '{profile.name}'")
-            return MeasureRun([], [b.arch], {}, None, time.monotonic() - start)
+                   if model.arch not in store.latest(profile.name, model.name, model.input_shape, r)]
+        if not missing:  # found before compiling it
+            log(f"{model.arch} ({source}) is already in the store for '{profile.name}'")
+            return MeasureRun([], [model.arch], {}, None, time.monotonic() - start)
+        b = build_model(profile, imported, Path(tmp), tuning_db, tflite=False, log=log)
         latency = time_built(b, store, missing, timing, log=log)
     return MeasureRun([{"arch": b.arch, **latency}], [], {}, None, time.monotonic() - start)
 
