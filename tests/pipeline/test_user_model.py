@@ -1,6 +1,7 @@
 """The user's own model through the real command line: `edgenas compile --model` on an ONNX file edgenas did not
 make, then `gate`, `load` and the store."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 import edgenas
 from edgenas.store import Store
 
+from ..artifact.test_cpp import build_example
 from ..conftest import fails_with, old_onnx
 
 
@@ -130,3 +132,17 @@ def test_measure_stores_a_model_once_under_its_hash(tmp_path):
     else:
         assert again["rows"] == [] and again["skipped"] == [rows[0]["arch"]], "a rerun measures nothing twice"
     fails_with("--sample does not apply to --model", "measure", "--model", source, "--sample", "3")
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("g++") is None, reason="needs cmake and g++")
+def test_the_cpp_example_runs_the_user_s_model_unchanged(compiled, tmp_path):
+    """examples/cpp, built against the artifact's model.h (a 12x16 input, 5 outputs, names of the user's file),
+    gives onnxruntime's output on the user's original file."""
+    source, out, _, _ = compiled
+    exe = build_example(out, tmp_path / "build")
+    x = np.random.default_rng(4).standard_normal((1, 3, 12, 16), dtype=np.float32)
+    x.tofile(tmp_path / "input.f32")
+    subprocess.run([str(exe), str(out / "model.so"), str(tmp_path / "input.f32"), str(tmp_path / "output.f32")],
+                   check=True)
+    expected = ort.InferenceSession(str(source)).run(None, {"data": x})[0]
+    np.testing.assert_allclose(np.fromfile(tmp_path / "output.f32", np.float32), expected.ravel(), atol=1e-4, rtol=0)
