@@ -7,6 +7,7 @@ predictor from a few measurements.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -21,7 +22,7 @@ from .benchmark import Benchmark
 from .checkpoint import Trained
 from .conditioning import descriptor_vector, device_descriptors
 from .generator import Generator, condition_vector
-from .latency import CALIBRATION_SUPPORTS, FLOOR, Z90, LatencyPredictor, per_choice
+from .latency import CALIBRATION_SUPPORTS, FLOOR, Z90, LatencyPredictor, per_choice, unit_kernel
 from .predictor import AccuracyPrior, TaskPredictor
 
 
@@ -144,7 +145,7 @@ def train_latency_predictor(decisions: tuple[int, ...], x: np.ndarray, costs: np
     _fit_basis(model, x, table, steps, log)
     log("  costs: FLOPs, parameters and peak activations as functions of the architecture")
     _fit_costs(model, x, costs, steps, log)
-    loo_units = _fit_unit(model, desc, table)
+    loo_units = fit_unit(model, desc, table)
     with torch.no_grad():
         phi = model.features(torch.as_tensor(x))
     family = [_family(d) for d in devices]
@@ -248,35 +249,61 @@ def _fit_relative(net: nn.Module, scale: torch.Tensor, offset: torch.Tensor, x: 
         offset.copy_(-torch.log(torch.exp(out).mean(0)))
 
 
-def _fit_unit(model: LatencyPredictor, desc: np.ndarray, table: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """Ridge regression of each device's log mean latency on its descriptors (zero-shot scale), and its
-    leave-one-device-out error; returns the left-out predictions."""
+UNIT_LENGTHS = (0.5, 1.0, 2.0, 4.0, 8.0)  # the residual kernel's length scales to choose among
+UNIT_NOISE_SHARES = (0.05, 0.1, 0.25, 0.5)  # and the share of the ridge's error that no device explains
+
+
+def fit_unit(model: LatencyPredictor, desc: np.ndarray, table: np.ndarray,
+              alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The zero-shot unit from each device's unit features (`desc`, rows) to its log mean latency: a ridge fit,
+    and a Gaussian process on the ridge's leave-one-device-out residuals whose prior variance is the ridge's
+    mean squared error (so a device unlike every basis device keeps the ridge's error), its length and noise share
+    chosen by the leave-one-device-out likelihood. Returns each device's left-out prediction of its log unit and
+    that prediction's standard deviation (what `_calibrate` scales)."""
     u = model._unit_features(torch.as_tensor(desc)).double().numpy()
     y = np.log(np.nanmean(table, 0))
     penalty = alpha * np.diag(np.r_[np.ones(u.shape[1] - 1), 0.0])
 
-    def fit(rows: np.ndarray) -> np.ndarray:
+    def ridge(rows: np.ndarray) -> np.ndarray:
         return np.linalg.solve(u[rows].T @ u[rows] + penalty, u[rows].T @ y[rows])
 
     everything = np.arange(len(y))
-    loo = np.array([u[j] @ fit(everything[everything != j]) for j in everything])
-    model.unit_weights.copy_(torch.as_tensor(fit(everything), dtype=torch.float32))
-    model.unit_sigma.fill_(float(np.sqrt(np.mean((loo - y) ** 2))))
-    return loo
+    left_out = np.array([u[j] @ ridge(everything[everything != j]) for j in everything])
+    residual = y - left_out
+    error2 = float(np.mean(residual ** 2))
+    best = None
+    for length, share in itertools.product(UNIT_LENGTHS, UNIT_NOISE_SHARES):
+        kernel = np.array([length, np.sqrt(error2 * (1 - share)), np.sqrt(error2 * share)])
+        inverse = np.linalg.inv(unit_kernel(u, u, kernel) + kernel[2] ** 2 * np.eye(len(y)))
+        weights = inverse @ residual
+        loo_sigma = 1 / np.sqrt(np.diag(inverse))
+        loo_error = weights * loo_sigma ** 2  # the residual minus its prediction from the other devices
+        likelihood = np.sum(-0.5 * (loo_error / loo_sigma) ** 2 - np.log(loo_sigma))
+        if best is None or likelihood > best[0]:
+            best = (likelihood, kernel, inverse, weights, y - loo_error, loo_sigma)
+    _, kernel, inverse, weights, loo, loo_sigma = best
+    model.unit_weights.copy_(torch.as_tensor(ridge(everything)))
+    model.unit_kernel.copy_(torch.as_tensor(kernel))
+    model.unit_alpha.copy_(torch.as_tensor(weights))
+    model.unit_inverse.copy_(torch.as_tensor(inverse))
+    model.unit_spread.fill_(float(y.std()))
+    return loo, loo_sigma
 
 
 @torch.no_grad()
-def _calibrate(model: LatencyPredictor, phi: torch.Tensor, table: np.ndarray, desc: np.ndarray, loo_units: np.ndarray,
-               valid: list[np.ndarray], rng: np.random.Generator, episodes: int = 8, queries: int = 512) -> None:
+def _calibrate(model: LatencyPredictor, phi: torch.Tensor, table: np.ndarray, desc: np.ndarray,
+               loo_units: tuple[np.ndarray, np.ndarray], valid: list[np.ndarray], rng: np.random.Generator,
+               episodes: int = 8, queries: int = 512) -> None:
     """Scale the interval at each K of CALIBRATION_SUPPORTS so that 90 % of true latencies fall inside it, on
-    every meta-training device with its own column hidden (as a new device); at K = 0 the zero-shot unit is the
-    one predicted with the device left out."""
+    every meta-training device with its own column hidden (as a new device); at K = 0 the zero-shot unit and its
+    uncertainty are the ones predicted with the device left out (`loo_units`: log units and their std)."""
+    loo_log_units, loo_sigmas = loo_units
     dev = np.repeat(np.arange(table.shape[1]), episodes)
     mask = model.column_mask(len(dev), [[j] for j in dev])
     queries = min(queries, min(len(v) for v in valid) - max(CALIBRATION_SUPPORTS))
     for c, k in enumerate(CALIBRATION_SUPPORTS):
         s, q, sy, qy = _episode(rng, valid, table, dev, k, queries)
-        unit = sy.mean(1, keepdims=True) if k else np.exp(loo_units[dev])[:, None]
+        unit = sy.mean(1, keepdims=True) if k else np.exp(loo_log_units[dev])[:, None]
         mean, std = model(torch.as_tensor(desc[dev]), mask, phi[s], torch.as_tensor(sy / unit, dtype=torch.float32),
                           phi[q])
         mean, std = mean.double().numpy(), std.double().numpy()
@@ -284,7 +311,7 @@ def _calibrate(model: LatencyPredictor, phi: torch.Tensor, table: np.ndarray, de
             z = np.abs(qy / unit - mean) / std
         else:
             positive = np.maximum(mean, FLOOR)
-            z = np.abs(np.log(qy / unit / positive)) / model.zero_shot_spread(mean, std)
+            z = np.abs(np.log(qy / unit / positive)) / model.zero_shot_spread(mean, std, loo_sigmas[dev][:, None])
         model.calibration[c] = float(np.quantile(z, 0.9) / Z90)
 
 

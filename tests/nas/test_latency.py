@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from edgenas.nas.conditioning import device_descriptors
+from edgenas.nas.conditioning import DESCRIPTORS, device_descriptors
 from edgenas.nas.latency import PRIORS
 
 
@@ -58,7 +58,7 @@ def test_without_measurements_the_unit_comes_from_the_descriptors(trained):
     bench, models = trained
     x = bench.encodings()
     means = [bench.latency[f"dev{j}"].mean() for j in range(5)]
-    unit = models.model.zero_shot_unit(device_descriptors("dev5"))  # no profile: the meta-training devices' level
+    unit, _ = models.model.zero_shot_unit(device_descriptors("dev5"))  # no profile: the meta-training devices' level
     assert min(means) <= unit <= max(means)
     assert np.isclose(models.model.predict(device_descriptors("dev5"), x[:0], np.zeros(0), x).ms.mean(), unit,
                       rtol=0.35)
@@ -120,3 +120,32 @@ def test_one_wild_measurement_among_twenty_does_not_move_the_predictions(trained
     corrupted = models.model.predict(device_descriptors("dev5"), x[picks], wild, x)
     assert spearmanr(corrupted.ms, truth).statistic > spearmanr(clean.ms, truth).statistic - 0.01
     assert np.median(np.abs(np.log(corrupted.ms / clean.ms))) < 0.05
+
+
+def test_the_zero_shot_unit_is_sure_only_near_a_basis_device():
+    """The zero-shot unit: a profile close to a basis device's (titanx_32 beside 1080ti_32) gets its unit within
+    its interval and a narrow one; a device without a profile, which the descriptors say nothing of, one at least as
+    wide as the basis devices' spread, which still covers it."""
+    from edgenas.nas.latency import LatencyPredictor
+    from edgenas.nas.metatrain import fit_unit
+
+    devices = ["1080ti_1", "1080ti_32", "1080ti_256", "silver_4114", "silver_4210r", "samsung_a50", "pixel3",
+               "essential_ph_1", "samsung_s7"]
+    desc = np.stack([device_descriptors(d) for d in devices])
+    model = LatencyPredictor([5] * 6, devices)
+    model.descriptors.fit(desc)
+    model.column_descriptors.copy_(torch.as_tensor(desc))
+
+    def unit(d: str) -> float:  # a device's mean latency: batch over the square root of its peak FLOPs, in ms
+        peak = np.expm1(device_descriptors(d)[DESCRIPTORS.index("peak_gflops")])
+        return float(2 ** device_descriptors(d)[-1] * 100 / np.sqrt(peak))
+
+    table = np.array([[unit(d) for d in devices]]) * np.ones((4, 1))
+    loo, loo_sigma = fit_unit(model, desc, table)
+    assert len(loo) == len(loo_sigma) == len(devices) and (loo_sigma > 0).all()
+    near, near_sigma = model.zero_shot_unit(device_descriptors("titanx_32"))
+    _, far_sigma = model.zero_shot_unit(device_descriptors("no such device"))
+    assert abs(np.log(near / unit("titanx_32"))) < 1.645 * near_sigma
+    assert near_sigma < 0.5 * far_sigma
+    spread = np.log(table[0]).std()
+    assert far_sigma >= spread, "a device the profiles say nothing of: at least the basis devices' spread"
