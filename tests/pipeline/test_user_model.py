@@ -136,8 +136,8 @@ def test_measure_stores_a_model_once_under_its_hash(tmp_path):
 
 @pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("g++") is None, reason="needs cmake and g++")
 def test_the_cpp_example_runs_the_user_s_model_unchanged(compiled, tmp_path):
-    """examples/cpp, built against the artifact's model.h (a 12x16 input, 5 outputs, names of the user's file),
-    gives onnxruntime's output on the user's original file."""
+    """examples/cpp, built against the artifact's model.h (a 12x16 input, 5 output values, the names of the user's
+    file), gives onnxruntime's output on the user's original file."""
     source, out, _, _ = compiled
     exe = build_example(out, tmp_path / "build")
     x = np.random.default_rng(4).standard_normal((1, 3, 12, 16), dtype=np.float32)
