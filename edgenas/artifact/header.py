@@ -3,6 +3,8 @@ target into model.h, `#define`s and `static const` shape arrays that compile as 
 
 Tensor i of the inputs is EDGENAS_INPUT<i>_{NAME,NDIM,SIZE,DTYPE,DTYPE_CODE,DTYPE_BITS} and
 edgenas_input<i>_shape[]; outputs likewise. DTYPE_CODE is DLPack's type code (kDLInt 0, kDLUInt 1, kDLFloat 2).
+For code that loops over the outputs: edgenas_output_sizes[EDGENAS_NUM_OUTPUTS] (elements) and
+edgenas_output_names[EDGENAS_NUM_OUTPUTS].
 """
 from __future__ import annotations
 
@@ -46,6 +48,11 @@ def c_header(manifest: dict[str, Any]) -> str:
     for kind in ("input", "output"):
         for i, tensor in enumerate(manifest[f"{kind}s"]):
             lines += [""] + _tensor(f"{kind}{i}", tensor)
+    outputs = manifest["outputs"]
+    lines += ["", f"static const int64_t edgenas_output_sizes[{len(outputs)}] EDGENAS_UNUSED = "
+              f"{{{', '.join(str(math.prod(int(d) for d in t['shape'])) for t in outputs)}}};",
+              f"static const char* const edgenas_output_names[{len(outputs)}] EDGENAS_UNUSED = "
+              f"{{{', '.join(_c_string(t['name']) for t in outputs)}}};"]
     lines += ["", "#endif /* EDGENAS_MODEL_H */", ""]
     return "\n".join(lines)
 

@@ -48,9 +48,10 @@ class Model:
             return None
         return {"NHWC": (n, h, w, c), "NHW": (n, h, w), "NCHW": (n, c, h, w)}[record["layout"]], record["dtype"]
 
-    def predict(self, array: np.ndarray) -> np.ndarray:
-        """Run the network on `array` and return its output. `array` is the network's input (exactly its shape
-        and dtype) or, for a model trained on the user's data, data stored as the training data was."""
+    def predict(self, array: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run the network on `array` and return its output (a tuple of them, in `outputs`' order, for a model
+        with several). `array` is the network's input (exactly its shape and dtype) or, for a model trained on
+        the user's data, data stored as the training data was."""
         import tvm
 
         spec = self.inputs[0]
@@ -73,7 +74,7 @@ class Model:
             raise EdgenasError(f"input holds {bad} NaN or infinite value(s); the model's output would be meaningless: "
                                f"clean the input (e.g. np.nan_to_num) before predicting")
         out = self._vm["main"](tvm.runtime.tensor(np.ascontiguousarray(array), self._device))
-        return out.numpy()
+        return out.numpy() if len(self.outputs) == 1 else tuple(t.numpy() for t in out)
 
 
 def load(artifact_dir: str | Path) -> Model:

@@ -115,9 +115,9 @@ def read(directory: str | Path) -> Manifest:
     except (KeyError, TypeError, ValueError) as e:
         raise EdgenasError(f"{path} has a malformed target or input/output entry ({type(e).__name__}: {e}); "
                            f"{RECOMPILE}") from None
-    if len(inputs) != 1 or len(outputs) != 1:
+    if len(inputs) != 1 or not outputs:
         raise EdgenasError(f"{path} names {len(inputs)} inputs and {len(outputs)} outputs; edgenas runs networks "
-                           f"with one input and one output")
+                           f"with one input and at least one output")
     manifest = Manifest(directory, data, inputs, outputs)
     for name in dict.fromkeys([LIBRARY, *data["files"]]):  # every file it lists is the one written, model.so first
         manifest.checked_file(name)

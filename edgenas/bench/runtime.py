@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import host, mobile
-from ..compiler.export import check_output
+from ..compiler.export import check_output, tensors
 from ..device.profile import Profile, as_profile
 from ..errors import EdgenasError
 from ..measure.machine import exclusive
@@ -106,14 +106,14 @@ def time_runtimes(b, model, threads: int, timing: Timing) -> dict[str, Any]:
 
     x = b.onnx.reference_input
     with torch.no_grad():
-        expected = model(torch.from_numpy(x)).numpy()
+        expected = tensors(model(torch.from_numpy(x)))
 
     def session(name: str) -> Session:
         return RUNTIMES[name].open(model_file(b, name), x, threads)
 
     sessions = {"tvm": session("tvm"), "onnxruntime": session("onnxruntime"),
                 "pytorch": pytorch_session(model, x, threads), **({"litert": session("litert")} if b.tflite else {})}
-    errors = {n: check_output(f"{n} ({b.arch})", s.output, expected) for n, s in sessions.items()}
+    errors = {n: check_output(f"{n} ({b.arch})", s.outputs, expected) for n, s in sessions.items()}
     with exclusive():
         stats = time_interleaved({n: s.run for n, s in sessions.items()}, timing)
     base = stats["onnxruntime"].p50_ms
@@ -129,7 +129,7 @@ def pytorch_session(model, x: np.ndarray, threads: int) -> Session:
     torch.set_num_threads(threads)
     inp = torch.from_numpy(x)
     with torch.inference_mode():
-        output = model(inp).numpy()
+        outputs = tensors(model(inp))
 
     def run(n: int) -> float:
         with torch.inference_mode():
@@ -138,4 +138,4 @@ def pytorch_session(model, x: np.ndarray, threads: int) -> Session:
                 model(inp)
             return (time.perf_counter() - t0) / n
 
-    return Session(run, output, torch.__version__)
+    return Session(run, outputs, torch.__version__)

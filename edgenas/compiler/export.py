@@ -31,13 +31,13 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 class ExportResult:
     path: Path
     input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
+    output_shapes: tuple[tuple[int, ...], ...]  # one per output, in the model's order
     max_abs_error: float  # onnxruntime vs PyTorch on a random input
     reference_input: np.ndarray
-    reference_output: np.ndarray  # the reference's output for reference_input
+    reference_outputs: tuple[np.ndarray, ...]  # the reference's outputs for reference_input
     input_name: str = INPUT_NAME
-    output_name: str = OUTPUT_NAME
-    reference: str = "pytorch"  # what computed reference_output: PyTorch, or onnxruntime on the user's own file
+    output_names: tuple[str, ...] = (OUTPUT_NAME,)
+    reference: str = "pytorch"  # what computed reference_outputs: PyTorch, or onnxruntime on the user's own file
 
 
 def fold_batch_norms(model: nn.Module) -> nn.Module:
@@ -56,18 +56,33 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path, tolerance: float = TOLERANCE,
                 seed: int = 0) -> ExportResult:
-    """Write `model` as a simplified, checked ONNX file at `path` and verify it against PyTorch."""
+    """Write `model` as a simplified, checked ONNX file at `path` and verify it against PyTorch. A network that
+    returns a tuple of tensors gets outputs `output0`, `output1`, ... in its order; one tensor is `logits`."""
     path = Path(path)
     model = fold_batch_norms(model.eval())
     x = torch.from_numpy(np.random.default_rng(seed).standard_normal(input_shape, dtype=np.float32))
     with torch.no_grad():
-        expected = model(x).numpy()
+        expected = tensors(model(x))
+    names = (OUTPUT_NAME,) if len(expected) == 1 else tuple(f"output{i}" for i in range(len(expected)))
     with _quiet():
         program = torch.onnx.export(model, (x,), dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME],
-                                    output_names=[OUTPUT_NAME], optimize=True, verbose=False)
+                                    output_names=list(names), optimize=True, verbose=False)
     save_simplified(program.model_proto, path, "the exported network", "report this architecture as a bug")
-    error = check_output("onnxruntime", get_runtime("onnxruntime").open(path, x.numpy(), 1).output, expected, tolerance)
-    return ExportResult(path, tuple(input_shape), tuple(expected.shape), error, x.numpy(), expected)
+    error = check_output("onnxruntime", get_runtime("onnxruntime").open(path, x.numpy(), 1).outputs, expected,
+                         tolerance)
+    return ExportResult(path, tuple(input_shape), tuple(e.shape for e in expected), error, x.numpy(), expected,
+                        output_names=names)
+
+
+def tensors(result) -> tuple[np.ndarray, ...]:
+    """A PyTorch network's result as its output arrays: one tensor, or a tuple or list of them; refused
+    otherwise (a dict, None, nested containers)."""
+    if isinstance(result, torch.Tensor):
+        return (result.numpy(),)
+    if isinstance(result, (tuple, list)) and result and all(isinstance(t, torch.Tensor) for t in result):
+        return tuple(t.numpy() for t in result)
+    raise EdgenasError(f"the network returned a {type(result).__name__}; edgenas exports networks that return a "
+                       f"tensor or a tuple of tensors: return those from forward()")
 
 
 def save_simplified(model: onnx.ModelProto, path: Path, what: str, fix: str,
@@ -104,10 +119,10 @@ class TFLiteExport:
     converter: str
 
 
-def export_tflite(model: nn.Module, x: np.ndarray, expected: np.ndarray, path: str | Path,
+def export_tflite(model: nn.Module, x: np.ndarray, expected: tuple[np.ndarray, ...], path: str | Path,
                   tolerance: float = TOLERANCE) -> TFLiteExport:
     """Write `model` as a float32 .tflite file at `path` with litert-torch (taking the same NCHW input as the ONNX
-    file) and verify it with the LiteRT interpreter: its output for `x` against PyTorch's, `expected`."""
+    file) and verify it with the LiteRT interpreter: its outputs for `x` against PyTorch's, `expected`."""
     start = time.perf_counter()
     litert_torch = converter()
     model = fold_batch_norms(model.eval())
@@ -119,21 +134,29 @@ def export_tflite(model: nn.Module, x: np.ndarray, expected: np.ndarray, path: s
     except Exception as e:  # noqa: BLE001  (the converter raises many types; all mean "cannot convert")
         raise EdgenasError(f"litert-torch cannot convert this network ({type(e).__name__}: "
                            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}); report it as a bug") from None
-    error = check_output("litert", get_runtime("litert").open(Path(path), x, 1).output, expected, tolerance)
+    error = check_output("litert", get_runtime("litert").open(Path(path), x, 1).outputs, expected, tolerance)
     return TFLiteExport(Path(path), error, time.perf_counter() - start, f"litert-torch {litert_torch.__version__}")
 
 
-def check_output(what: str, got: np.ndarray, expected: np.ndarray, tolerance: float = TOLERANCE,
-                 against: str = "PyTorch") -> float:
-    """Max abs difference from the reference's output (`against`: PyTorch's, or onnxruntime's on a user's model);
-    refused above `tolerance` x max(1, largest |output|), since float32 keeps about 7 significant digits of large
-    outputs (untrained networks can reach thousands)."""
-    error = float(np.max(np.abs(got - expected)))
-    scale = float(np.max(np.abs(expected)))
-    if not error <= tolerance * max(1.0, scale):
-        raise EdgenasError(f"{what} output differs from {against}'s by {error:.3g} (outputs up to {scale:.3g}, "
-                           f"allowed {tolerance:g} x max(1, that)); report it as a bug")
-    return error
+def check_output(what: str, got: tuple[np.ndarray, ...], expected: tuple[np.ndarray, ...],
+                 tolerance: float = TOLERANCE, against: str = "PyTorch") -> float:
+    """The largest max abs difference of any output from the reference's (`against`: PyTorch's, or onnxruntime's
+    on a user's model); refused above `tolerance` x max(1, largest |output|) of that output, since float32 keeps
+    about 7 significant digits of large outputs (untrained networks can reach thousands), and refused when the
+    outputs' number or shapes differ."""
+    if len(got) != len(expected) or any(g.shape != e.shape for g, e in zip(got, expected)):
+        raise EdgenasError(f"{what} returned outputs shaped {[list(g.shape) for g in got]}, {against} "
+                           f"{[list(e.shape) for e in expected]}; report it as a bug")
+    worst = 0.0
+    for i, (g, e) in enumerate(zip(got, expected)):
+        error = float(np.max(np.abs(g - e))) if e.size else 0.0
+        scale = float(np.max(np.abs(e))) if e.size else 0.0
+        if not error <= tolerance * max(1.0, scale):
+            which = f"output {i}" if len(expected) > 1 else "output"
+            raise EdgenasError(f"{what} {which} differs from {against}'s by {error:.3g} (values up to {scale:.3g}, "
+                               f"allowed {tolerance:g} x max(1, that)); report it as a bug")
+        worst = max(worst, error)
+    return worst
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ class ImportedModel:
     opset: int
     input_name: str
     input_shape: tuple[int, ...]
-    output_name: str
+    output_names: tuple[str, ...]
     cost: Costs
     name: str = MODEL_SPACE
 
@@ -67,10 +67,13 @@ def import_onnx(source: str | Path, path: str | Path, input_shape: tuple[int, ..
     if len(inputs) != 1:
         raise EdgenasError(f"{source} has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); edgenas "
                            f"compiles models with one input tensor")
-    if len(graph.output) != 1:
-        raise EdgenasError(f"{source} has {len(graph.output)} outputs ({', '.join(o.name for o in graph.output)}); "
-                           f"edgenas compiles models with one output tensor so far: keep the one you deploy "
-                           f"(e.g. onnx.utils.extract_model) and compile that")
+    outputs = list(graph.output)
+    for o in outputs:
+        if o.type.tensor_type.elem_type not in (onnx.TensorProto.UNDEFINED, onnx.TensorProto.FLOAT):
+            raise EdgenasError(f"output '{o.name}' of {source} is "
+                               f"{onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)}; edgenas "
+                               f"compiles models whose outputs are float32: drop or cast that output (e.g. "
+                               f"onnx.utils.extract_model keeps the ones you name)")
     tensor = inputs[0].type.tensor_type
     if tensor.elem_type != onnx.TensorProto.FLOAT:
         raise EdgenasError(f"input '{inputs[0].name}' of {source} is "
@@ -89,10 +92,11 @@ def import_onnx(source: str | Path, path: str | Path, input_shape: tuple[int, ..
     got = _run(path, simplified.SerializeToString(), inputs[0].name, x)
     error = check_output(f"onnxruntime on {source.name} simplified:", got, expected, TOLERANCE,
                          against="the original file")
+    names = tuple(o.name for o in outputs)
     imported = ImportedModel(str(source), hashlib.sha256(data).hexdigest(), _opset(model), inputs[0].name, shape,
-                             graph.output[0].name, graph_costs(simplified))
-    return imported, ExportResult(path, shape, tuple(expected.shape), error, x, expected, inputs[0].name,
-                                  graph.output[0].name, reference="onnxruntime")
+                             names, graph_costs(simplified))
+    return imported, ExportResult(path, shape, tuple(e.shape for e in expected), error, x, expected,
+                                  inputs[0].name, names, reference="onnxruntime")
 
 
 def import_model(source: str | Path, path: str | Path, input_shape: tuple[int, ...] | None = None,
@@ -148,7 +152,7 @@ def import_torch(factory: str, path: str | Path, input_shape: tuple[int, ...] | 
     written = onnx.load_from_string(data)
     _check_operators(Path(path), written.graph)
     imported = ImportedModel(factory, hashlib.sha256(data).hexdigest(), _opset(written), exported.input_name,
-                             tuple(input_shape), exported.output_name, graph_costs(written))
+                             tuple(input_shape), exported.output_names, graph_costs(written))
     return imported, exported, network
 
 
@@ -190,13 +194,13 @@ def _check_operators(source: Path, graph) -> None:
                                f"operator written with supported ones) and compile again")
 
 
-def _run(path: Path, data: bytes, input_name: str, x: np.ndarray) -> np.ndarray:
-    """onnxruntime's output of the model (bytes of `path`) for `x`."""
+def _run(path: Path, data: bytes, input_name: str, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """onnxruntime's outputs of the model (bytes of `path`) for `x`."""
     import onnxruntime as ort
 
     try:
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-        return session.run(None, {input_name: x})[0]
+        return tuple(session.run(None, {input_name: x}))
     except Exception as e:  # noqa: BLE001  (onnxruntime raises its own error types)
         raise EdgenasError(f"onnxruntime cannot run {path}: {first_line(e)}; check the model and --input-shape") \
             from None

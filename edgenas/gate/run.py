@@ -147,7 +147,7 @@ def _timed(artifact: _Checked, x: np.ndarray, threads: int | None, remote: Remot
            timing: Timing) -> Measurement:
     with _runs(artifact, x):
         m = measure("tvm", artifact.library, x, threads=threads, timing=timing, remote=remote)
-    _check_output(artifact, m.output)
+    _check_output(artifact, m.outputs)
     return m
 
 
@@ -174,25 +174,27 @@ def _interleaved(new: _Checked, old: _Checked, x: np.ndarray, threads: int | Non
     threads = threads or host.cores()
     if remote:  # both uploaded to one device and timed interleaved there
         new_m, old_m = time_remote(remote, [new.library, old.library], x, threads, timing)
-        _check_output(new, new_m.output)
-        _check_output(old, old_m.output)
+        _check_output(new, new_m.outputs)
+        _check_output(old, old_m.outputs)
         return {"new": new_m.stats, "baseline": old_m.stats}
     tvm = get_runtime("tvm")
     sessions = {}
     for name, art in (("new", new), ("baseline", old)):
         with _runs(art, x):
             sessions[name] = tvm.open(art.library, x, threads)
-        _check_output(art, sessions[name].output)
+        _check_output(art, sessions[name].outputs)
     with exclusive():
         return time_interleaved({n: s.run for n, s in sessions.items()}, timing)
 
 
-def _check_output(artifact: _Checked, output: np.ndarray) -> None:
-    expected = artifact.manifest.outputs[0].shape
-    if tuple(output.shape) != expected:
-        raise EdgenasError(f"{artifact.library} returned shape {list(output.shape)}, the manifest says "
-                           f"{list(expected)}; recompile the artifact")
-    if not np.all(np.isfinite(output)):
+def _check_output(artifact: _Checked, outputs: tuple[np.ndarray, ...]) -> None:
+    """The library's outputs are the manifest's, in number and shapes, and finite."""
+    got = [list(o.shape) for o in outputs]
+    expected = [list(o.shape) for o in artifact.manifest.outputs]
+    if got != expected:
+        raise EdgenasError(f"{artifact.library} returned outputs shaped {got}, the manifest says {expected}; "
+                           f"recompile the artifact")
+    if not all(np.all(np.isfinite(o)) for o in outputs):
         raise EdgenasError(f"{artifact.library} returned NaN or infinite values; recompile the artifact")
 
 

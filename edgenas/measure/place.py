@@ -68,5 +68,5 @@ def measure(runtime: str, model_path: str | Path, x: np.ndarray, threads: int | 
     session = rt.open(Path(model_path), x, threads)
     with exclusive() as load:
         stats = time_session(session.run, timing)
-    return Measurement(runtime, session.version, threads, stats, session.output, other_cores=load.other_cores,
+    return Measurement(runtime, session.version, threads, stats, session.outputs, other_cores=load.other_cores,
                        under_load=load.under_load)

@@ -62,7 +62,7 @@ class Measurement:
     runtime_version: str
     threads: int
     stats: Stats
-    output: np.ndarray
+    outputs: tuple[np.ndarray, ...]  # the model's outputs for the timed input
     device: str = "local"  # 'local', or the HOST:PORT of the RPC server that timed it
     other_cores: float | None = None  # cores other processes kept busy meanwhile (local timing; `machine.Load`)
     under_load: bool = False  # they were too many: the latency is suspect, and not used as support

@@ -88,7 +88,7 @@ def _run(task: Task, conn: Connection) -> tuple:
             _alive(sess)
 
 
-def _time(sess, task: Task, libraries: list[Path], prefix: str, beat) -> tuple[list[Stats], list[np.ndarray], str]:
+def _time(sess, task: Task, libraries: list[Path], prefix: str, beat) -> tuple[list[Stats], list[tuple[np.ndarray, ...]], str]:
     dev = sess.cuda() if task.remote.device == "cuda" else sess.cpu()
     if task.remote.cpus:  # -3: the threads share these cores (TVM would otherwise pin to core 0 and up)
         cpus = sess.get_function("ffi.Array")(*(str(c) for c in task.remote.cpus))  # built there: RPC passes no lists
@@ -112,7 +112,7 @@ def _time(sess, task: Task, libraries: list[Path], prefix: str, beat) -> tuple[l
         return timed
 
     stats = time_interleaved({str(i): beating(s.run) for i, s in enumerate(sessions)}, task.timing)
-    return [stats[str(i)] for i in range(len(sessions))], [s.output for s in sessions], sessions[0].version
+    return [stats[str(i)] for i in range(len(sessions))], [s.outputs for s in sessions], sessions[0].version
 
 
 def _alive(sess) -> bool:

@@ -72,7 +72,7 @@ def build(profile: Profile, arch: str, out_dir: Path, space: str | SearchSpace =
         tflite = profile.ships_tflite and mobile.available()
     if tflite:
         log(f"convert: {TFLITE} (LiteRT)")
-    converted = export_tflite(model, exported.reference_input, exported.reference_output, out_dir / TFLITE) \
+    converted = export_tflite(model, exported.reference_input, exported.reference_outputs, out_dir / TFLITE) \
         if tflite else None
     return Built(out_dir, profile, target, sp, arch, exported, library, converted)
 
@@ -107,7 +107,7 @@ def build_model(profile: Profile, imported: tuple[ImportedModel, ExportResult, A
         tflite = network is not None and profile.ships_tflite and mobile.available()
     if tflite:
         log(f"convert: {TFLITE} (LiteRT)")
-    converted = export_tflite(network, exported.reference_input, exported.reference_output, out_dir / TFLITE) \
+    converted = export_tflite(network, exported.reference_input, exported.reference_outputs, out_dir / TFLITE) \
         if tflite else None
     return Built(out_dir, profile, target, model, model.arch, exported, library, converted)
 
@@ -174,7 +174,7 @@ def record_measurement(b: Built, m: Measurement, remote: Remote | None, store: S
 
 def _checked(b: Built, m: Measurement) -> float:
     against = {"pytorch": "PyTorch"}.get(b.onnx.reference, b.onnx.reference)
-    return check_output(f"{m.runtime} ({b.arch})", m.output, b.onnx.reference_output, against=against)
+    return check_output(f"{m.runtime} ({b.arch})", m.outputs, b.onnx.reference_outputs, against=against)
 
 
 def _entry(b: Built, m: Measurement, remote: Remote | None, error: float, record_id: int | None) -> dict[str, Any]:

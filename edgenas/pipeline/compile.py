@@ -137,7 +137,7 @@ def compile_model(profile: str | Profile, source: str | Path, out_dir: str | Pat
         model = b.space
         latency, extra = _measured(b, db, measure_latency, log)
         extra["model"] = {"source": model.source, "sha256": model.sha256, "opset": model.opset,
-                          "input": model.input_name, "output": model.output_name}
+                          "input": model.input_name, "outputs": list(model.output_names)}
         extra["export"] = {"opset": model.opset, "reference": b.onnx.reference,
                            f"max_abs_error_onnxruntime_vs_{b.onnx.reference}": b.onnx.max_abs_error}
         if profile.ships_tflite and b.onnx.reference == "onnxruntime":  # an ONNX file: nothing to convert
@@ -168,8 +168,9 @@ def write_artifact(b: Built, out_dir: Path, latency: dict[str, Any], extra: dict
                    "tvm": b.target.tvm, "host": b.target.host},
         "inputs": [{"name": b.onnx.input_name, "shape": list(b.onnx.input_shape), "dtype": "float32",
                     **({"preprocessing": extra["training"]["preprocessing"]} if "training" in extra else {})}],
-        "outputs": [{"name": b.onnx.output_name, "shape": list(b.onnx.output_shape), "dtype": "float32",
-                     **({"classes": extra["training"]["classes"]} if "training" in extra else {})}],
+        "outputs": [{"name": name, "shape": list(shape), "dtype": "float32",
+                     **({"classes": extra["training"]["classes"]} if "training" in extra else {})}
+                    for name, shape in zip(b.onnx.output_names, b.onnx.output_shapes)],
         "versions": _versions(),
     }
     (out_dir / HEADER).write_text(c_header(manifest))

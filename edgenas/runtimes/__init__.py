@@ -4,7 +4,7 @@ registration carries what the rest of edgenas asks of it: which file of an artif
 may deploy it (a profile's `runtime:`), and whether RPC devices can time it.
 
     session = get_runtime("onnxruntime").open(Path("model.onnx"), x, threads=2)
-    session.output, session.run(10)  # the output for x; mean seconds of 10 back-to-back inferences
+    session.outputs, session.run(10)  # the outputs for x; mean seconds of 10 back-to-back inferences
 """
 import importlib
 import pkgutil

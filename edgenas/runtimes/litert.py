@@ -28,12 +28,12 @@ def litert_session(path: Path, x: np.ndarray, threads: int) -> Session:
     # graph may outlive this line: the interpreter refuses to run while one exists.)
     delegated = any(it._interpreter.NodeName(i) == "DELEGATE" for i in range(it._interpreter.NumNodes()))
     delegate = "XNNPACK" if delegated else "no delegate"
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    inp = it.get_input_details()[0]
     if tuple(inp["shape"]) != x.shape:
         raise EdgenasError(f"{path} takes input {list(inp['shape'])}, not {list(x.shape)}; rebuild it for this shape")
     it.set_tensor(inp["index"], x)
     it.invoke()
-    output = it.get_tensor(out["index"]).copy()
+    outputs = tuple(it.get_tensor(out["index"]).copy() for out in it.get_output_details())
 
     def run(n: int) -> float:
         t0 = time.perf_counter()
@@ -42,7 +42,7 @@ def litert_session(path: Path, x: np.ndarray, threads: int) -> Session:
         return (time.perf_counter() - t0) / n
 
     module = interpreter_class.__module__.partition(".")[0]
-    return Session(run, output, f"{module} {_version(module)} ({delegate})")
+    return Session(run, outputs, f"{module} {_version(module)} ({delegate})")
 
 
 def _version(module: str) -> str:

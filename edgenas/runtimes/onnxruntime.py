@@ -21,7 +21,7 @@ def onnxruntime_session(path: Path, x: np.ndarray, threads: int) -> Session:
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     feed = {name: x}
-    output = session.run(None, feed)[0]
+    outputs = tuple(session.run(None, feed))
 
     def run(n: int) -> float:
         t0 = time.perf_counter()
@@ -29,4 +29,4 @@ def onnxruntime_session(path: Path, x: np.ndarray, threads: int) -> Session:
             session.run(None, feed)
         return (time.perf_counter() - t0) / n
 
-    return Session(run, output, ort.__version__)
+    return Session(run, outputs, ort.__version__)

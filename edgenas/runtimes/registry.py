@@ -15,7 +15,7 @@ from ..errors import EdgenasError
 @dataclass(frozen=True)
 class Session:
     run: Callable[[int], float]  # n -> mean seconds per inference over n back-to-back runs
-    output: np.ndarray  # the output for the measured input
+    outputs: tuple[np.ndarray, ...]  # the model's outputs for the measured input, in the model's order
     version: str
 
 

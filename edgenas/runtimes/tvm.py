@@ -33,7 +33,8 @@ def vm_session(lib, dev, x: np.ndarray) -> Session:
 
     vm = relax.VirtualMachine(lib, dev)
     arg = tvm.runtime.tensor(x, dev)
-    output = vm["main"](arg).numpy()
+    result = vm["main"](arg)  # a tensor, or an array of them for a model with several outputs
+    outputs = (result.numpy(),) if hasattr(result, "numpy") else tuple(t.numpy() for t in result)
     evaluators: dict[int, Callable] = {}
 
     def run(n: int) -> float:
@@ -41,7 +42,7 @@ def vm_session(lib, dev, x: np.ndarray) -> Session:
             evaluators[n] = vm.time_evaluator("main", dev, number=n, repeat=1)
         return float(evaluators[n](arg).mean)
 
-    return Session(run, output, tvm.__version__)
+    return Session(run, outputs, tvm.__version__)
 
 
 def configure_tvm_threads(threads: int) -> None:

@@ -1,7 +1,9 @@
 // Run an edgenas artifact's model.so with TVM's C++ runtime (no Python):
 //   edgenas_run model.so input.f32 output.f32
 // reads the input as raw float32 (EDGENAS_INPUT0_SIZE values, C order), runs the Relax VM's `main` once on
-// the CPU and writes the output as raw float32 (EDGENAS_OUTPUT0_SIZE values). Shapes come from model.h.
+// the CPU and writes the outputs as raw float32, one after another in the model's order
+// (edgenas_output_sizes[i] values each). Shapes come from model.h.
+#include <tvm/ffi/container/array.h>
 #include <tvm/ffi/container/tensor.h>
 #include <tvm/ffi/error.h>
 #include <tvm/ffi/extra/module.h>
@@ -17,9 +19,8 @@
 
 #include "model.h"
 
-static_assert(EDGENAS_INPUT0_DTYPE_CODE == kDLFloat && EDGENAS_INPUT0_DTYPE_BITS == 32 &&
-                  EDGENAS_OUTPUT0_DTYPE_CODE == kDLFloat && EDGENAS_OUTPUT0_DTYPE_BITS == 32,
-              "this example reads and writes float32 tensors");
+static_assert(EDGENAS_INPUT0_DTYPE_CODE == kDLFloat && EDGENAS_INPUT0_DTYPE_BITS == 32,
+              "this example reads float32 input");
 
 namespace ffi = tvm::ffi;
 
@@ -77,14 +78,28 @@ int main(int argc, char** argv) {
                                              DLDataType{kDLFloat, 32, 1}, cpu);
     std::memcpy(x.data_ptr(), input.data(), input.size() * sizeof(float));
 
-    ffi::Tensor y = Get(vm, "main")(x).cast<ffi::Tensor>();
-    if (y.numel() != EDGENAS_OUTPUT0_SIZE || !y.IsContiguous() || y.device().device_type != kDLCPU ||
-        y.dtype().code != kDLFloat || y.dtype().bits != 32)
-      throw std::runtime_error("the output is not " + std::to_string(EDGENAS_OUTPUT0_SIZE) +
-                               " contiguous float32 values on the CPU; was model.h written for this model.so?");
+    // one output is a tensor; several are an array of tensors, in the model's order
+    ffi::Any result = Get(vm, "main")(x);
+    std::vector<ffi::Tensor> outputs;
+    if (EDGENAS_NUM_OUTPUTS == 1) {
+      outputs.push_back(result.cast<ffi::Tensor>());
+    } else {
+      for (const ffi::Tensor& t : result.cast<ffi::Array<ffi::Tensor>>()) outputs.push_back(t);
+    }
+    if (outputs.size() != static_cast<size_t>(EDGENAS_NUM_OUTPUTS))
+      throw std::runtime_error("model.so returned " + std::to_string(outputs.size()) + " outputs, model.h says " +
+                               std::to_string(EDGENAS_NUM_OUTPUTS) + "; was model.h written for this model.so?");
 
     std::ofstream out(argv[3], std::ios::binary);
-    out.write(static_cast<const char*>(y.data_ptr()), EDGENAS_OUTPUT0_SIZE * sizeof(float));
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const ffi::Tensor& y = outputs[i];
+      if (y.numel() != edgenas_output_sizes[i] || !y.IsContiguous() || y.device().device_type != kDLCPU ||
+          y.dtype().code != kDLFloat || y.dtype().bits != 32)
+        throw std::runtime_error(std::string("output ") + edgenas_output_names[i] + " is not " +
+                                 std::to_string(edgenas_output_sizes[i]) +
+                                 " contiguous float32 values on the CPU; was model.h written for this model.so?");
+      out.write(static_cast<const char*>(y.data_ptr()), edgenas_output_sizes[i] * sizeof(float));
+    }
     if (!out) throw std::runtime_error(std::string("cannot write ") + argv[3]);
   } catch (const std::exception& e) {  // ffi::Error is a std::exception
     std::cerr << "error: " << e.what() << "\n";

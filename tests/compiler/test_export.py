@@ -3,7 +3,7 @@ import onnx
 import pytest
 import torch
 
-from edgenas.compiler.export import OPSET, export_onnx, fold_batch_norms
+from edgenas.compiler.export import OPSET, check_output, export_onnx, fold_batch_norms, tensors
 from edgenas.compiler.tune import randomize_batch_norms
 from edgenas.errors import EdgenasError
 from edgenas.spaces import get_space
@@ -44,7 +44,7 @@ def test_export_is_checked_simplified_and_matches_pytorch(exported):
     assert ops.count("BatchNormalization") == 1, "only the final BN-ReLU has no convolution to fold into"
     assert "Conv" in ops
     assert exported.max_abs_error <= 1e-4
-    assert exported.output_shape == (1, 10)
+    assert exported.output_shapes == ((1, 10),)
 
 
 def test_folding_batch_norms_keeps_the_function(small):
@@ -67,8 +67,42 @@ def test_costs_count_what_the_deployed_graph_runs(small, tmp_path):
 def test_batched_export(tmp_path):
     space = get_space("nb201", channels=8, cells_per_stage=1, batch=3)
     result = export_onnx(space.build(ARCH), space.input_shape, tmp_path / "b.onnx")
-    assert result.output_shape == (3, 10)
+    assert result.output_shapes == ((3, 10),)
     assert onnx_flops(result.path) == space.costs(ARCH).flops
+
+
+class TwoHeads(torch.nn.Module):
+    """A network with two outputs, as detectors and multi-task models have: class scores and a feature map."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        features = torch.relu(self.conv(x))
+        return self.fc(features.mean((2, 3))), features
+
+
+def test_a_network_with_several_outputs_exports_each_in_order(tmp_path):
+    torch.manual_seed(0)
+    result = export_onnx(TwoHeads(), (2, 3, 6, 10), tmp_path / "two.onnx")
+    assert result.output_names == ("output0", "output1") and result.output_shapes == ((2, 2), (2, 4, 6, 10))
+    model = onnx.load(str(result.path))
+    assert [o.name for o in model.graph.output] == ["output0", "output1"]
+    assert result.max_abs_error <= 1e-4 and len(result.reference_outputs) == 2
+
+
+def test_outputs_that_differ_in_number_shape_or_value_are_refused():
+    a, b = np.zeros((1, 3), np.float32), np.ones((2, 2), np.float32)
+    assert check_output("x", (a, b), (a, b.copy())) == 0.0
+    with pytest.raises(EdgenasError, match=r"returned outputs shaped \[\[1, 3\]\], PyTorch \[\[1, 3\], \[2, 2\]\]"):
+        check_output("x", (a,), (a, b))
+    with pytest.raises(EdgenasError, match="x output 1 differs from PyTorch's by 1"):
+        check_output("x", (a, b), (a, b + 1))
+    with pytest.raises(EdgenasError, match="returned a dict; edgenas exports networks that return a tensor or a "
+                                           "tuple of tensors"):
+        tensors({"y": torch.zeros(1)})
 
 
 def test_unwritable_path_is_a_clear_error(small, tmp_path):

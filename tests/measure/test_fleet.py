@@ -124,8 +124,8 @@ def test_jobs_spread_over_every_device_and_a_hung_one_is_dropped(tracker, key, b
     def arrived(result):
         finished.append(result.job.key)
         first.set()
-        expected = built[int(result.job.key[3:]) % 3].onnx.reference_output
-        assert np.max(np.abs(result.measurements[0].output - expected)) <= 1e-4
+        expected = built[int(result.job.key[3:]) % 3].onnx.reference_outputs[0]
+        assert np.max(np.abs(result.measurements[0].outputs[0] - expected)) <= 1e-4
         assert result.device in servers and result.measurements[0].device == result.device
 
     watcher = when_busy(tracker, servers, lambda a: (stopped.append(a), tracker.signal(a, signal.SIGSTOP)),

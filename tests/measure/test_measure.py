@@ -26,7 +26,7 @@ def test_onnxruntime_is_timed_with_statistics(tiny):
     assert 0 < s.min_ms <= s.p50_ms <= s.p90_ms
     assert s.repeats >= FAST.min_repeats and s.number >= 1
     assert s.p50_ms * s.number >= FAST.min_repeat_ms * 0.5, "each repeat is calibrated to about min_repeat_ms"
-    assert np.max(np.abs(m.output - tiny.reference_output)) <= 1e-4
+    assert np.max(np.abs(m.outputs[0] - tiny.reference_outputs[0])) <= 1e-4
 
 
 def test_steady_work_is_stable():
@@ -82,7 +82,7 @@ def test_timing_tvm_leaves_the_process_free_to_use_every_core(tiny, tmp_path):
     lib = compile_onnx(tiny.path, PROFILES.get("host").resolved_target(), tmp_path / "m.so")
     m = measure("tvm", lib.path, tiny.reference_input, timing=FAST)
     assert os.sched_getaffinity(0) == before
-    assert np.max(np.abs(m.output - tiny.reference_output)) <= 1e-4
+    assert np.max(np.abs(m.outputs[0] - tiny.reference_outputs[0])) <= 1e-4
 
 
 def test_measure_on_a_device_of_the_rpc_tracker(tiny, tmp_path, rpc_tracker):
@@ -94,7 +94,7 @@ def test_measure_on_a_device_of_the_rpc_tracker(tiny, tmp_path, rpc_tracker):
     m = measure("tvm", lib.path, tiny.reference_input, threads=1, timing=FAST,
                 remote=Remote(rpc_tracker, "loopback"))
     assert m.stats.p50_ms > 0 and m.threads == 1
-    assert np.max(np.abs(m.output - tiny.reference_output)) <= 1e-4
+    assert np.max(np.abs(m.outputs[0] - tiny.reference_outputs[0])) <= 1e-4
     with pytest.raises(EdgenasError, match="no device is registered under key 'phones'.*keys: loopback"):
         measure("tvm", lib.path, tiny.reference_input, remote=Remote(rpc_tracker, "phones"))
     with pytest.raises(EdgenasError, match="onnxruntime is timed on this machine only"):

@@ -146,3 +146,47 @@ def test_the_cpp_example_runs_the_user_s_model_unchanged(compiled, tmp_path):
                    check=True)
     expected = ort.InferenceSession(str(source)).run(None, {"data": x})[0]
     np.testing.assert_allclose(np.fromfile(tmp_path / "output.f32", np.float32), expected.ravel(), atol=1e-4, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def two_outputs(tmp_path_factory):
+    """The old-style file with a second output (the pooled features) and its dynamic batch fixed at 2."""
+    tmp = tmp_path_factory.mktemp("two-outputs")
+    source, out = old_onnx(tmp / "two.onnx", outputs=2), tmp / "host"
+    result = edgenas_cli("compile", "--model", str(source), "--input-shape", "2,3,12,16", "-o", str(out),
+                         "--db", str(tmp / "store.sqlite"), "--json")
+    assert result.returncode == 0, result.stderr
+    x = np.random.default_rng(5).standard_normal((2, 3, 12, 16), dtype=np.float32)
+    return source, out, x, ort.InferenceSession(str(source)).run(None, {"data": x})
+
+
+def test_a_model_with_two_outputs_and_a_dynamic_batch_compiles_loads_predicts_and_gates(two_outputs, tmp_path):
+    source, out, x, expected = two_outputs
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["outputs"] == [{"name": "out", "shape": [2, 5], "dtype": "float32"},
+                                   {"name": "f", "shape": [2, 8], "dtype": "float32"}]
+    assert "#define EDGENAS_NUM_OUTPUTS 2" in (out / "model.h").read_text()
+    got = edgenas.load(out).predict(x)
+    assert isinstance(got, tuple) and len(got) == 2
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, atol=1e-4, rtol=0)
+    np.save(tmp_path / "x.npy", x)
+    printed = edgenas_cli("predict", str(out), "-i", str(tmp_path / "x.npy"))
+    assert printed.returncode == 0 and set(json.loads(printed.stdout)) == {"out", "f"}
+    saved = edgenas_cli("predict", str(out), "-i", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npz"))
+    assert saved.returncode == 0 and np.allclose(np.load(tmp_path / "y.npz")["f"], expected[1], atol=1e-4)
+    refused = edgenas_cli("predict", str(out), "-i", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy"))
+    assert refused.returncode == 2 and "has 2 outputs; give --output a .npz file" in refused.stderr
+    gate = edgenas_cli("gate", str(out), "--target", "host", "--budget-ms", "1000", "--json")
+    assert gate.returncode == 0, gate.stderr
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("g++") is None, reason="needs cmake and g++")
+def test_the_cpp_example_writes_every_output_in_order(two_outputs, tmp_path):
+    source, out, x, expected = two_outputs
+    exe = build_example(out, tmp_path / "build")
+    x.tofile(tmp_path / "input.f32")
+    subprocess.run([str(exe), str(out / "model.so"), str(tmp_path / "input.f32"), str(tmp_path / "output.f32")],
+                   check=True)
+    np.testing.assert_allclose(np.fromfile(tmp_path / "output.f32", np.float32),
+                               np.concatenate([e.ravel() for e in expected]), atol=1e-4, rtol=0)

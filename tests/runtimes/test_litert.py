@@ -30,14 +30,14 @@ def test_a_real_nb201_network_through_litert_matches_pytorch(nb201, tmp_path):
 
     model = randomize_batch_norms(nb201.build(ARCH))
     onnx = export_onnx(model, nb201.input_shape, tmp_path / "m.onnx")
-    lite = export_tflite(model, onnx.reference_input, onnx.reference_output, tmp_path / "m.tflite")
+    lite = export_tflite(model, onnx.reference_input, onnx.reference_outputs, tmp_path / "m.tflite")
     assert lite.path.stat().st_size > 4 * 700_000, "float32 weights of 0.8 M parameters"
     assert lite.max_abs_error <= 1e-4 and lite.converter.startswith("litert-torch ")
     x = np.random.default_rng(1).standard_normal(nb201.input_shape, dtype=np.float32)
     m = measure("litert", lite.path, x, threads=2, timing=FAST)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
-    assert np.max(np.abs(m.output - expected)) <= 1e-4 * max(1.0, np.max(np.abs(expected)))
+    assert np.max(np.abs(m.outputs[0] - expected)) <= 1e-4 * max(1.0, np.max(np.abs(expected)))
     assert m.runtime == "litert" and m.threads == 2 and m.runtime_version.endswith("(XNNPACK)")
     assert 0 < m.stats.min_ms <= m.stats.p50_ms
 

@@ -94,7 +94,7 @@ def test_exports_to_onnx_matching_pytorch(fbnet, tmp_path):
 
     arch = "k3_e1_g2-" + "-".join(fbnet.sample(1, seed=5)[0].split("-")[1:])
     exported = export_onnx(randomize_batch_norms(fbnet.build(arch)), fbnet.input_shape, tmp_path / "fbnet.onnx")
-    assert exported.output_shape == (1, 100) and exported.max_abs_error < 1e-3
+    assert exported.output_shapes == ((1, 100),) and exported.max_abs_error < 1e-3
 
 
 @pytest.mark.skipif(not (SHARED / "fbnet").is_dir(), reason="needs ../shared/benchmarks/fbnet")
