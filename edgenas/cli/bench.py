@@ -1,11 +1,22 @@
-"""`edgenas bench latency|nas|runtime|fleet`: benchmarks that print figures, as a table or JSON (`bench/`)."""
+"""`edgenas bench latency|nas|runtime|models|fleet`: benchmarks that print figures, as a table or JSON (`bench/`)."""
 from __future__ import annotations
 
 import json
 
 import click
 
-from .shell import UserError, batch_option, json_option, log, names, profile_at, space_of_folder, space_option
+from .shell import (
+    Finite,
+    Shape,
+    UserError,
+    batch_option,
+    json_option,
+    log,
+    names,
+    profile_at,
+    space_of_folder,
+    space_option,
+)
 
 
 @click.group("bench")
@@ -89,4 +100,26 @@ def runtime_command(profile, count, archs, space, batch, as_json):
     from ..bench.runtime import bench_runtime, table
 
     result = bench_runtime(profile_at(profile, batch), list(archs) or None, count=count, space=space, log=log)
+    click.echo(json.dumps(result, indent=2) if as_json else table(result))
+
+
+@group.command("models")
+@click.option("--target", "profile", default="host", show_default=True, help="Profile whose target runs here.")
+@click.option("--models", "models", default=None,
+              help="Comma-separated networks of the zoo [default: all: resnet18, mobilenet_v2, squeezenet1_1, "
+                   "shufflenet_v2, efficientnet_b0].")
+@click.option("--input-shape", type=Shape(), default="1,3,224,224", show_default=True, help="Input of every network.")
+@click.option("--budget-minutes", type=Finite(min=0.1), default=20.0, show_default=True,
+              help="tune --model's budget for each network.")
+@click.option("--trials", default=128, show_default=True, type=click.IntRange(min=1),
+              help="tune --model's candidates per task.")
+@click.option("--db", type=click.Path(file_okay=False), default=None,
+              help="Tuning database directory [default: the target's, in the edgenas cache].")
+@json_option()
+def models_command(profile, models, input_shape, budget_minutes, trials, db, as_json):
+    """Public CNNs as a user's own models: tune --model with a budget, compile, then TVM against onnxruntime."""
+    from ..bench.models import bench_models, table
+
+    result = bench_models(profile, names(models), input_shape=input_shape, budget_minutes=budget_minutes,
+                          trials=trials, db=db, log=log)
     click.echo(json.dumps(result, indent=2) if as_json else table(result))
