@@ -8,7 +8,8 @@ schedules ran 2.5x slower). Then Relax's default pipeline (legalisation, fusion,
 the fusion of elementwise prologues (fusion.py) and, on CPUs, a vectorisable sigmoid (fastmath.py); where the
 target has a tuning database (`tuning_db.py`), its MetaSchedule schedules replace the default ones of every
 kernel they match, and the library records which kernels were tuned and which fell back. On CPUs the global
-average pools are scheduled by hand (schedules.py), whatever the database holds. CUDA targets get
+average pools are scheduled by hand (schedules.py), whatever the database holds. An int8 (QDQ) model's
+convolutions and matrix products become integer kernels first (int8.py). CUDA targets get
 DLight's default GPU schedules for kernels without tuned ones. Libraries for another instruction set are linked
 with the target's cross compiler, so an aarch64 target yields a real ARM ELF.
 """
@@ -24,6 +25,7 @@ from ..device.target import ResolvedTarget
 from ..errors import EdgenasError
 from .fastmath import fast_sigmoid
 from .fusion import fuse_elementwise_prologues
+from .int8 import integer_kernels
 from .schedules import HAND_SCHEDULED, is_global_mean, schedule_global_mean
 from .tuning_db import check_given, databases_for, open_fastest
 
@@ -61,10 +63,13 @@ def lower(onnx_path: str | Path, target: ResolvedTarget):
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
+    model = onnx.load(str(onnx_path))
     try:
-        mod = from_onnx(onnx.load(str(onnx_path)), keep_params_in_input=False)
+        mod = from_onnx(model, keep_params_in_input=False)
     except Exception as e:  # the frontend raises many types; all mean "this graph cannot be imported"
         raise EdgenasError(f"TVM cannot import {onnx_path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    if any(node.op_type == "DequantizeLinear" for node in model.graph.node):  # an int8 (QDQ) model
+        mod = integer_kernels(mod)
     if target.device == "cpu":
         mod = fast_sigmoid(relax.transform.ConvertLayout(CPU_LAYOUTS)(mod))
     with target.tvm_target():
