@@ -8,9 +8,9 @@ schedules ran 2.5x slower). Then Relax's default pipeline (legalisation, fusion,
 the fusion of elementwise prologues (fusion.py) and, on CPUs, a vectorisable sigmoid (fastmath.py); where the
 target has a tuning database (`tuning_db.py`), its MetaSchedule schedules replace the default ones of every
 kernel they match, and the library records which kernels were tuned and which fell back. On CPUs the global
-average pools are scheduled by hand (schedules.py), whatever the database holds. An int8 (QDQ) model's
-convolutions and matrix products become integer kernels first (int8.py). CUDA targets get
-DLight's default GPU schedules for kernels without tuned ones. Libraries for another instruction set are linked
+average pools are scheduled by hand (schedules.py), whatever the database holds. Clips (ReLU6) become Relax
+operators first, so they follow the layout and fuse (clip.py); an int8 (QDQ) model's convolutions and matrix
+products become integer kernels (int8.py). CUDA targets get DLight's default GPU schedules for kernels without tuned ones. Libraries for another instruction set are linked
 with the target's cross compiler, so an aarch64 target yields a real ARM ELF.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ import onnx
 
 from ..device.target import ResolvedTarget
 from ..errors import EdgenasError
+from .clip import clips_as_relax_ops
 from .fastmath import fast_sigmoid
 from .fusion import fuse_elementwise_prologues
 from .int8 import integer_kernels
@@ -71,7 +72,7 @@ def lower(onnx_path: str | Path, target: ResolvedTarget):
     if any(node.op_type == "DequantizeLinear" for node in model.graph.node):  # an int8 (QDQ) model
         mod = integer_kernels(mod)
     if target.device == "cpu":
-        mod = fast_sigmoid(relax.transform.ConvertLayout(CPU_LAYOUTS)(mod))
+        mod = fast_sigmoid(relax.transform.ConvertLayout(CPU_LAYOUTS)(clips_as_relax_ops(mod)))
     with target.tvm_target():
         mod = fuse_elementwise_prologues(relax.get_pipeline("zero")(mod))
     return _drop_custom_rules(mod)

@@ -85,3 +85,23 @@ def test_silu_epilogues_use_the_vectorisable_sigmoid_and_stay_exact(tmp_path):
         expected = net(torch.from_numpy(x)).numpy()
     assert hidden.max() > 88 and hidden.min() < -88, "the test reaches fast_exp's clamped range"
     assert np.max(np.abs(got - expected) / np.maximum(1, np.abs(expected))) <= 1e-5
+
+
+def test_a_relu6_follows_the_layout_and_fuses_into_its_convolution(tmp_path):
+    """Clip (ReLU6) as imported is two opaque kernels that ConvertLayout wrapped in transposes; as Relax's
+    maximum and minimum it fuses into the convolution's epilogue."""
+    import torch
+    import tvm
+    from tvm import relax
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU6(),
+                              torch.nn.Conv2d(8, 8, 3, padding=1, groups=8), torch.nn.ReLU6()).eval()
+    exported = export_onnx(net, (1, 3, 16, 16), tmp_path / "relu6.onnx")
+    lib = compile_onnx(exported.path, PROFILES.get("host").resolved_target(), tmp_path / "relu6.so")
+    convs = [k for k in lib.kernels if "conv2d" in k]
+    assert len(convs) == 2 and all("maximum" in k and "minimum" in k for k in convs), lib.kernels
+    assert not [k for k in lib.kernels if "maximum" in k and "conv2d" not in k], lib.kernels
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib.path)), tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(exported.reference_input)).numpy()
+    assert np.max(np.abs(got - exported.reference_outputs[0])) <= 1e-5
