@@ -25,8 +25,8 @@ from .shell import (
 @click.option("--trials", default=128, show_default=True, type=click.IntRange(min=1),
               help="Candidates measured per task (a quarter for tasks under 1 MFLOP).")
 @click.option("--budget-minutes", type=Finite(min=0.1), default=None,
-              help="Wall-clock budget for the whole run: the tasks with the most work get --trials, and once the "
-                   "budget nears, the rest 4 trials each (none is left untuned); a rerun tops them up.")
+              help="Wall-clock budget for the whole run: each task gets its share of the trials that fit (by "
+                   "the square root of its work, at least 4, at most --trials); a rerun tops them up.")
 @click.option("--db", type=click.Path(file_okay=False), default=None,
               help="Tuning database directory [default: the target's, in the edgenas cache].")
 @click.option("--data", type=click.Path(), default=None,

@@ -109,7 +109,7 @@ def test_a_time_budget_leaves_no_task_untuned_and_a_rerun_tops_up(small, tmp_pat
     assert all(t.best_us is not None for t in short.tasks), "every kernel has a schedule"
     work = [t.weight * t.work for t in short.tasks]
     assert work == sorted(work, reverse=True), "the most work first"
-    assert f"given {FLOOR_TRIALS} trials to keep within the budget" in short.summary()
+    assert "given fewer trials than wanted to keep within the budget" in short.summary()
     topped = tune("host", small, trials=FLOOR_TRIALS + 2, db=db, archs=[ARCH])
     # a task whose search space ran out before the floor has all it can get; the others get their 2 more
     assert {t.name for t in topped.tasks if t.skipped} == {t.name for t in short.tasks if t.trials_run < FLOOR_TRIALS}
