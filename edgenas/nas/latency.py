@@ -20,9 +20,10 @@ with it. The support pairs then update the head by Bayesian linear regression wi
 latency, under the prior that the support set itself supports best: ten measurements move the head as far as
 they deserve, not less. Besides the generated and generic priors, the support may choose hypotheses that
 need no hypernetwork: the device is an affine *twin* of one basis device (what the nearest-device baseline
-assumes); they join after meta-training. Their hyperprior is not learned (`TWIN_MASS` in all), so the support's
-evidence chooses them, and a device whose descriptors mislead (with three meta-training devices, on the effnet
-table) is predicted from its twin's column as soon as three measurements say it has one. Every hypothesis also
+assumes); they join after meta-training. Their hyperprior is not learned (`TWIN_MASS` in all, most of it on the
+basis devices the generated prior's attention says the device resembles), so the support's evidence chooses them,
+and a device whose descriptors mislead (with three meta-training devices, on the effnet table) is predicted from
+its twin's column as soon as three measurements say it has one. Every hypothesis also
 comes in a robust variant that takes its worst-explained support points for outliers (a timing taken while the
 machine was busy): on FBNet's titanx_1 one such point among 20 made the widest prior win and cost 0.10 of
 Spearman.
@@ -70,8 +71,13 @@ OUTLIER_EVERY = 10  # a support set may hold one outlier per this many points (n
 OUTLIER_P = 0.02  # the prior probability that a support point is an outlier (a timing taken on a busy machine)
 OUTLIER_STD = 1.0  # an outlier's noise, relative to its latency
 OUTLIER_Z = 3.0  # only points this many standard deviations off their leave-one-out prediction are candidates
-TWIN_MASS = 0.12  # the prior probability that a device is a twin of some basis device (chosen on validation
-# devices of nb201, fbnet and effnet among 0.5, 0.12 and 0.018: at 0.5 a twin fooled three measurements of gold_6240)
+TWIN_MASS = 0.02  # the prior probability that a device is a twin of some basis device
+TWIN_RESEMBLANCE = 0.9  # the share of TWIN_MASS given to each basis device as the generated prior's attention says
+# the device resembles it (the rest evenly). Both chosen on the validation devices of nb201, fbnet and effnet (3
+# meta-seeds, 5 support sets): all evenly at 0.12, three points of NB201's gold_6240 (a Xeon) chose a phone's or a
+# GPU's column and K = 3 (0.9745) fell below K = 0 (0.9782); following the attention at 0.02, K = 3 is 0.9784,
+# effnet's K = 3 0.9908 (was 0.9893), FBNet's K = 3-50 within 0.0004 of before. All evenly at 0.02 lost effnet's
+# K = 3 (0.9887): its descriptors mislead the generated prior, but three points find its twin
 
 
 def per_choice(x: np.ndarray, total: np.ndarray) -> np.ndarray:
@@ -302,7 +308,8 @@ class LatencyPredictor(nn.Module):
         """The priors (mean, variance, each (B, P), and the variance along the mean, `SCALE_VAR` for the generated
         prior after meta-training) that a support set chooses among, and their log-hyperprior
         (B, hypotheses): the generated prior at each of `WIDTHS`; the generic one at each of `GENERIC_WIDTHS`;
-        each unmasked basis device as a twin. The twins share `TWIN_MASS` of the hyperprior, the generated and
+        each unmasked basis device as a twin. The twins share `TWIN_MASS` of the hyperprior (`TWIN_RESEMBLANCE`
+        of it as the generated prior's attention over the basis devices, the rest evenly), the generated and
         generic priors the rest (split as generated). The twins are left out while the hypernetwork is
         meta-trained (train mode): with them, every episode of a device whose twin is in the basis would be
         answered by the twin and teach the hypernetwork nothing (measured on the effnet table, 3 meta-training
@@ -318,12 +325,15 @@ class LatencyPredictor(nn.Module):
         learned = torch.log_softmax(hyperprior, dim=1) + np.log(1 - TWIN_MASS)
         logits = [learned]
         present = columns.sum(1).clamp(min=1)
+        attention = mean[:, 1:1 + m] / mean[:, 1:1 + m].sum(1, keepdim=True).clamp(min=1e-12)  # the softmax in `prior`
+        share = (1 - TWIN_RESEMBLANCE) / present[:, None] + TWIN_RESEMBLANCE * attention
         for j in range(m if not self.training else 0):
             twin_mean, twin_var = torch.zeros_like(mean), torch.zeros_like(var)
             twin_mean[:, 1 + j] = 1.0
             twin_var[:, 0], twin_var[:, 1 + j] = TWIN_VAR
             priors.append((twin_mean * mask, twin_var * mask, 0.0))
-            logits.append((np.log(TWIN_MASS) - torch.log(present)).masked_fill(columns[:, j] == 0, -1e9)[:, None])
+            logits.append((np.log(TWIN_MASS) + torch.log(share[:, j].clamp(min=1e-12)))
+                          .masked_fill(columns[:, j] == 0, -1e9)[:, None])
         return priors, torch.cat(logits, dim=1)
 
     def forward(self, descriptors, mask, support, support_y, query):
