@@ -32,6 +32,8 @@ def bench_models(profile: str | Profile = "host", names: list[str] | None = None
                  log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Tune, compile and time each of `names` (default: every network of the zoo) at `input_shape`; per network
     its tuning run, kernels, both runtimes' statistics, TVM's relative output error and the ratio; the median."""
+    import torch
+
     prof = as_profile(profile)
     target = prof.resolved_target()
     if not target.runs_here or target.device != "cpu":
@@ -43,8 +45,6 @@ def bench_models(profile: str | Profile = "host", names: list[str] | None = None
         raise EdgenasError(f"no network {', '.join(unknown)} in the zoo; known: {', '.join(ZOO)}")
     threads = int(target.tvm.get("num-cores") or 0) or host.cores()
     rows = []
-    import torch
-
     with tempfile.TemporaryDirectory(prefix="edgenas-bench-models-") as tmp:
         for k, name in enumerate(names):
             work = Path(tmp) / name

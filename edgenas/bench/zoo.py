@@ -101,11 +101,7 @@ class _Fire(nn.Module):
 
     def forward(self, x):
         s = self.squeeze(x)
-        return _cat(self.one(s), self.three(s))
-
-
-def _cat(*xs):
-    return torch.cat(xs, 1)
+        return torch.cat((self.one(s), self.three(s)), 1)
 
 
 def squeezenet1_1() -> nn.Module:
@@ -133,9 +129,9 @@ class _Shuffle(nn.Module):
     def forward(self, x):
         if self.stride == 1:
             kept, x = x.chunk(2, dim=1)
-            out = _cat(kept, self.right(x))
+            out = torch.cat((kept, self.right(x)), 1)
         else:
-            out = _cat(self.left(x), self.right(x))
+            out = torch.cat((self.left(x), self.right(x)), 1)
         n, c, h, w = out.shape
         return out.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)  # the channel shuffle
 
