@@ -4,7 +4,7 @@ import torch
 from scipy.stats import spearmanr
 
 from edgenas.nas.conditioning import DESCRIPTORS, device_descriptors
-from edgenas.nas.latency import PRIORS
+from edgenas.nas.latency import NOISE_FACTORS, PRIORS
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_a_device_that_is_a_twin_of_a_basis_device_is_predicted_from_its_column(
         meta_training, _ = model._hypotheses(mean, var, mask, torch.zeros(1, PRIORS))
     finally:
         model.eval()
-    assert len(used) == len(meta_training) + len(model.columns)
+    assert len(used) == len(NOISE_FACTORS) * len(meta_training) + len(model.columns)  # at each noise level
 
 
 def test_the_costs_block_follows_the_space_s_exact_costs(trained):
