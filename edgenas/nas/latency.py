@@ -287,18 +287,18 @@ class LatencyPredictor(nn.Module):
         heads, means = torch.stack(heads, 1), torch.stack(m, 1).double()  # (B, hypotheses, P)
         head = (w[..., None] * heads).sum(1)
         # the mixture's predictive variance: each posterior's (its prior's variance, less what the support explains,
-        # plus its noise), and the spread of the hypotheses' predictions
-        level2 = torch.stack(level, 1).double() ** 2
+        # plus its noise), and the spread of the hypotheses' predictions; all (B, Q)
+        level2 = torch.stack(level, 1).double() ** 2  # (B, hypotheses)
         q = query.double()
-        q_mean = q @ head[..., None]
+        q_mean = (q @ head[..., None])[..., 0]
         along_heads = q @ heads.transpose(1, 2)  # (B, Q, hypotheses)
         along_means = q @ means.transpose(1, 2)
-        q_var = (q ** 2) @ (w[..., None] * torch.stack(v, 1).double()).sum(1)[..., None] - \
-            _explained(w, reductions, q)[..., None] + \
-            ((w * torch.tensor(scale, dtype=torch.float64))[:, None] * along_means ** 2).sum(-1, keepdim=True) + \
-            (w[:, None] * (level2[:, None] * along_heads ** 2 + (along_heads - q_mean) ** 2)).sum(-1, keepdim=True)
-        q_mean, q_var = q_mean[..., 0], q_var[..., 0] + (w * level2).sum(1)[:, None] * \
-            (FLOOR ** 2 - q_mean[..., 0] ** 2).clamp(min=0)
+        prior_var = (q ** 2 @ (w[..., None] * torch.stack(v, 1).double()).sum(1)[..., None])[..., 0] + \
+            (w[:, None] * torch.tensor(scale, dtype=torch.float64) * along_means ** 2).sum(-1)
+        noise_var = (w[:, None] * level2[:, None] * along_heads ** 2).sum(-1) + \
+            (w * level2).sum(1)[:, None] * (FLOOR ** 2 - q_mean ** 2).clamp(min=0)  # at least FLOOR's noise
+        spread = (w[:, None] * (along_heads - q_mean[..., None]) ** 2).sum(-1)
+        q_var = prior_var - _explained(w, reductions, q) + noise_var + spread
         if not self.training:  # the noise level's scale, learned from how well the support predicts itself
             k = support.shape[1]
             misfit = (weight * torch.stack(misfits, 1)).sum(1).double()
