@@ -1,10 +1,12 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
 from scipy.stats import spearmanr
 
 from edgenas.nas.conditioning import DESCRIPTORS, device_descriptors
-from edgenas.nas.latency import NOISE_FACTORS, PRIORS
+from edgenas.nas.latency import GENERIC_MASS, GENERIC_WIDTHS, NOISE_FACTORS, PRIORS, TWIN_MASS, WIDTHS
 
 
 @pytest.fixture(scope="module")
@@ -75,20 +77,43 @@ def test_a_device_that_is_a_twin_of_a_basis_device_is_predicted_from_its_column(
     picks = np.random.default_rng(1).choice(len(x), 5, replace=False)
     head, _ = model.head(device_descriptors("dev5"), x[picks], truth[picks])
     columns = head[1:1 + len(model.columns)]
-    # most of the weight on the twin's column, though dev5's descriptors point the attention (and so most of the
-    # twins' hyperprior) elsewhere
+    # most of the weight on the twin's column, though dev5 has no profile to say which device it resembles
     assert np.argmax(columns) == model.columns.index("dev3") and columns.max() > 0.6 * np.abs(columns).sum(), columns
     ranked = model.predict(device_descriptors("dev5"), x[picks], truth[picks], x).ms
     assert spearmanr(ranked, truth).statistic > 0.995
     mask = model.column_mask(1)
     mean, var = torch.zeros(1, sum(model.sizes)), torch.ones(1, sum(model.sizes))
-    used, _ = model._hypotheses(mean, var, mask, torch.zeros(1, PRIORS))
+    resemblance = model.resemblance(torch.as_tensor(device_descriptors("dev5")[None]), mask)
+    used, _ = model._hypotheses(mean, var, mask, torch.zeros(1, PRIORS), resemblance)
     try:
         model.train()
-        meta_training, _ = model._hypotheses(mean, var, mask, torch.zeros(1, PRIORS))
+        meta_training, _ = model._hypotheses(mean, var, mask, torch.zeros(1, PRIORS), resemblance)
     finally:
         model.eval()
     assert len(used) == len(NOISE_FACTORS) * len(meta_training) + len(model.columns)  # at each noise level
+
+
+def test_the_generic_prior_keeps_its_share_of_the_hyperprior_once_meta_trained(trained):
+    """Meta-training devices all resemble each other, so the hypernetwork may give the generic prior nothing; once
+    meta-trained, the generic priors keep GENERIC_MASS of the generated and generic priors' hyperprior all the same,
+    so the support's evidence can still choose them for a device unlike every meta-training one."""
+    model = trained[1].model
+    mask = model.column_mask(1)
+    mean, var = torch.zeros(1, sum(model.sizes)), torch.ones(1, sum(model.sizes))
+    learned = torch.tensor([[0.0] * len(WIDTHS) + [-40.0] * len(GENERIC_WIDTHS)])  # no mass on the generic priors
+    generic = slice(len(WIDTHS) * len(NOISE_FACTORS), (len(WIDTHS) + len(GENERIC_WIDTHS)) * len(NOISE_FACTORS))
+    resemblance = torch.full((1, len(model.columns)), 1 / len(model.columns))
+    _, logits = model._hypotheses(mean, var, mask, learned, resemblance)
+    priors = len(WIDTHS + GENERIC_WIDTHS) * len(NOISE_FACTORS)  # the twins come after them
+    assert torch.exp(logits[0]).sum().item() == pytest.approx(1.0, rel=1e-5)
+    assert torch.exp(logits[0, :priors]).sum().item() == pytest.approx(1 - TWIN_MASS, rel=1e-5)
+    assert torch.exp(logits[0, generic]).sum().item() == pytest.approx(GENERIC_MASS * (1 - TWIN_MASS), rel=1e-4)
+    try:
+        model.train()
+        _, logits = model._hypotheses(mean, var, mask, learned, resemblance)
+    finally:
+        model.eval()
+    assert torch.exp(logits[0, len(WIDTHS):]).sum().item() < 1e-12, "meta-training learns the hyperprior unaltered"
 
 
 def test_the_costs_block_follows_the_space_s_exact_costs(trained):
@@ -151,3 +176,17 @@ def test_the_zero_shot_unit_is_sure_only_near_a_basis_device():
     assert near_sigma < 0.5 * far_sigma
     spread = np.log(table[0]).std()
     assert far_sigma >= spread, "a device the profiles say nothing of: at least the basis devices' spread"
+
+
+def test_a_device_resembles_the_basis_device_whose_profile_is_closest(trained):
+    """The twins' hyperprior follows the profiles: a Titan X at batch 32 resembles the 1080 Ti at batch 32 most,
+    and a basis device masked out of the head gets no share."""
+    model = trained[1].model
+    twin = copy.deepcopy(model)
+    names = ["1080ti_1", "1080ti_32", "1080ti_256", "silver_4114", "pixel3"]
+    twin.column_descriptors.copy_(torch.as_tensor(np.stack([device_descriptors(n) for n in names])))
+    device = torch.as_tensor(device_descriptors("titanx_32")[None])
+    share = twin.resemblance(device, twin.column_mask(1))[0]
+    assert names[int(share.argmax())] == "1080ti_32" and share.sum().item() == pytest.approx(1.0)
+    masked = twin.resemblance(device, twin.column_mask(1, [[1]]))[0]
+    assert masked[1].item() == 0.0 and names[int(masked.argmax())] in ("1080ti_1", "1080ti_256")
