@@ -359,11 +359,11 @@ class LatencyPredictor(nn.Module):
         factors = NOISE_FACTORS if not self.training else (1.0,)
         priors = [(p, v, s, f) for p, v, s in [(mean, w * var, scale) for w in WIDTHS] +
                   [(generic_mean, w * generic_var, 0.0) for w in GENERIC_WIDTHS] for f in factors]
-        probs = torch.softmax(hyperprior, dim=1)
+        learned = torch.log_softmax(hyperprior, dim=1)
         if not self.training:  # the generic priors keep GENERIC_MASS whatever the hypernetwork says
             generic = torch.tensor([0.0] * len(WIDTHS) + [1.0 / len(GENERIC_WIDTHS)] * len(GENERIC_WIDTHS))
-            probs = (1 - GENERIC_MASS) * probs + GENERIC_MASS * generic
-        learned = torch.log(probs) + np.log((1 - TWIN_MASS) / len(factors))
+            learned = torch.log((1 - GENERIC_MASS) * torch.exp(learned) + GENERIC_MASS * generic)
+        learned = learned + np.log((1 - TWIN_MASS) / len(factors))
         logits = [torch.repeat_interleave(learned, len(factors), dim=1)]
         present = columns.sum(1).clamp(min=1)
         share = (1 - TWIN_RESEMBLANCE) / present[:, None] + TWIN_RESEMBLANCE * resemblance
@@ -418,9 +418,8 @@ class LatencyPredictor(nn.Module):
         Titan X is 0.07 from its 1080 Ti at the same batch size, 1-9 from the next one)."""
         device = self._unit_features(descriptors)[:, None, :-1]
         basis = self._unit_features(self.column_descriptors)[None, :, :-1]
-        distance2 = ((device - basis) ** 2).sum(-1)
-        return torch.softmax((-distance2 / (2 * RESEMBLANCE_LENGTH ** 2)).masked_fill(mask[:, 1:1 + self.sizes[1]] == 0,
-                                                                                      -1e9), dim=1)
+        closeness = -((device - basis) ** 2).sum(-1) / (2 * RESEMBLANCE_LENGTH ** 2)
+        return torch.softmax(closeness.masked_fill(mask[:, 1:1 + self.sizes[1]] == 0, -1e9), dim=1)
 
     def unit_basis(self) -> np.ndarray:
         """(M, F) unit features of the basis devices (the Gaussian process's training inputs)."""
