@@ -294,6 +294,13 @@ class Store:
         return {r.arch: r.p50_ms for r in self.records(profile=profile, runtime=runtime, space=space)
                 if r.input_shape == tuple(input_shape) and not r.under_load}
 
+    def columns(self, space: str, input_shape: tuple[int, ...]) -> dict[str, dict[str, float]]:
+        """Every (profile, runtime) measured on `space` at `input_shape`, as a latency column named
+        PROFILE:RUNTIME (`latest`'s p50 per architecture): what meta-training adds to a benchmark's columns."""
+        pairs = sorted({(c["profile"], c["runtime"]) for c in self.counts() if c["space"] == space})
+        found = {f"{p}:{r}": self.latest(p, space, input_shape, r) for p, r in pairs}
+        return {name: column for name, column in found.items() if column}
+
 
 @dataclass(frozen=True)
 class Imported:

@@ -259,3 +259,16 @@ def test_a_measurement_under_load_is_kept_but_not_support(tmp_path):
         assert store.latest("host", "nb201", (1, 3, 32, 32)) == {ARCH: 5.0}, "the loaded one is newer, not used"
         assert [r.under_load for r in store.records()] == [False, True]
         assert [(g["count"], g["under_load"]) for g in store.counts()] == [(2, 1)]
+
+
+def test_columns_are_what_each_profile_and_runtime_measured_on_a_space(tmp_path):
+    with Store(tmp_path / "db.sqlite") as store:
+        store.add("host", "nb201", ARCH, (1, 3, 32, 32), {}, fake_measurement(5.0))
+        store.add("host", "nb201", ARCH, (1, 3, 32, 32), {}, fake_measurement(4.0))
+        store.add_all("raspi4", "nb201", "other", (1, 3, 32, 32), {},
+                      [fake_measurement(9.0), Measurement("onnxruntime", "1.0", 4, fake_measurement(7.0).stats, None)])
+        store.add("host", "nb201", "other", (1, 3, 64, 64), {}, fake_measurement(9.0))  # another input
+        store.add("host", "fbnet", "other", (1, 3, 32, 32), {}, fake_measurement(9.0))  # another space
+        assert store.columns("nb201", (1, 3, 32, 32)) == {"host:tvm": {ARCH: 4.0}, "raspi4:onnxruntime": {"other": 7.0},
+                                                          "raspi4:tvm": {"other": 9.0}}
+        assert store.columns("effnet", (1, 3, 224, 224)) == {}

@@ -1,7 +1,8 @@
 """`edgenas bench latency`: few-shot latency prediction on held-out devices, as the benchmark's README defines it:
-Spearman between predicted and true latency over every architecture of the table, for each number K of
-support measurements, mean over support seeds and, where edgenas meta-trains, over meta-training seeds; with
-baselines on the same support sets, in the same run.
+Spearman between predicted and true latency over every architecture of the table (for a column edgenas measured
+itself, `--store`, over the architectures it measured), for each number K of support measurements, mean over
+support seeds and, where edgenas meta-trains, over meta-training seeds; with baselines on the same support sets,
+in the same run.
 
 By default the held-out devices are the validation devices of the space's reference split and meta-training
 uses its meta-training devices; given devices are held out of meta-training one at a time (leave-one-out).
@@ -69,8 +70,14 @@ def bench_latency(bench: Benchmark, devices: list[str] | None = None, supports: 
             if seconds == 0.0:  # the shipped checkpoint: one model, no meta-training seeds to vary
                 took["shipped"] = True
                 break
-        table = np.log(np.stack([bench.latency[o] for o in trained_on if o != name], 1))
-        row = {k: _score(x, flops, truth, device_descriptors(name), table, trained, k, seeds, name) for k in supports}
+        known = np.isfinite(truth)  # all of the table's; of a column edgenas measured itself, what it measured
+        if max(supports) >= known.sum():
+            raise EdgenasError(f"device '{name}' has latencies for {known.sum()} architectures; --support takes at "
+                               f"most {known.sum() - 1} of them (the rest are scored)")
+        table = np.log(np.stack([bench.latency[o][known] for o in trained_on if o != name], 1))
+        table = table[:, np.isfinite(table).all(0)]  # the baselines read the columns known on all those rows
+        row = {k: _score(x[known], flops[known], truth[known], device_descriptors(name), table, trained, k, seeds, name)
+               for k in supports}
         log(f"{name}: " + ", ".join(f"K={k} {np.mean(row[k]['edgenas']):.4f}" for k in supports))
         return row
 

@@ -60,6 +60,10 @@ def bench_nas(bench: Benchmark, devices: list[str] | None, budgets: list[str], t
     for d in devices:
         if d not in bench.latency:
             raise EdgenasError(f"device '{d}' is not a column of {bench.source}/latency_ms.csv")
+        if not np.isfinite(bench.latency[d]).all():  # a column edgenas measured itself (--store)
+            raise EdgenasError(f"device '{d}' has latencies for {np.isfinite(bench.latency[d]).sum()} of the "
+                               f"{len(bench.archs)} architectures; bench nas judges a pick against every one, so it "
+                               f"holds out a column of the table")
         budgets_for(bench.latency[d], budgets)  # every budget readable before anything is meta-trained
     allowed = list(meta_train_devices or split.get("meta_train", ()) or bench.devices)
     x = bench.encodings()

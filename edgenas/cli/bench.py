@@ -10,12 +10,13 @@ from .shell import (
     Shape,
     UserError,
     batch_option,
+    benchmark_at,
     json_option,
     log,
     names,
     profile_at,
-    space_of_folder,
     space_option,
+    store_columns_option,
 )
 
 
@@ -35,22 +36,23 @@ def group():
 @click.option("--meta-seeds", default=3, show_default=True, type=click.IntRange(min=1),
               help="Meta-training seeds (where the shipped checkpoint cannot be used).")
 @click.option("--meta-train-devices", default=None,
-              help="Devices meta-training may use [default: the reference split's meta-training devices].")
+              help="Devices meta-training may use [default: the reference split's meta-training devices, and the "
+                   "--store's columns].")
+@store_columns_option
 @json_option()
-def latency_command(data, space, devices, support, seeds, meta_seeds, meta_train_devices, as_json):
+def latency_command(data, space, devices, support, seeds, meta_seeds, meta_train_devices, store_path, as_json):
     """Few-shot latency prediction on held-out devices: Spearman over all architectures for each K, with
     baselines, over support and meta-training seeds."""
     from ..bench.latency import bench_latency, table
-    from ..nas.benchmark import load_benchmark
 
     try:
         supports = tuple(int(k) for k in names(support))
     except (TypeError, ValueError):
         raise UserError(f"--support '{support}' is not a list of measurement counts; write e.g. --support 0,5,10") \
             from None
-    result = bench_latency(load_benchmark(data, space or space_of_folder(data)), names(devices), supports=supports,
-                           seeds=seeds, meta_seeds=meta_seeds, meta_train_devices=names(meta_train_devices),
-                           log=log)
+    bench, added = benchmark_at(data, space, store_path)
+    result = bench_latency(bench, names(devices), supports=supports, seeds=seeds, meta_seeds=meta_seeds,
+                           meta_train_devices=meta_train_with(bench, names(meta_train_devices), added), log=log)
     click.echo(json.dumps(result, indent=2) if as_json else table(result))
 
 
@@ -72,19 +74,28 @@ def latency_command(data, space, devices, support, seeds, meta_seeds, meta_train
 @click.option("--accuracy-queries", default=10, show_default=True, type=click.IntRange(min=0))
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--meta-train-devices", default=None,
-              help="Devices meta-training may use [default: the reference split's meta-training devices].")
+              help="Devices meta-training may use [default: the reference split's meta-training devices, and the "
+                   "--store's columns].")
+@store_columns_option
 @json_option()
 def nas_command(data, space, devices, budgets, task, task_seed, source_task, latency_queries, accuracy_queries,
-                seeds, meta_train_devices, as_json):
+                seeds, meta_train_devices, store_path, as_json):
     """Latency-constrained search on held-out devices: accuracy of the pick over the exhaustive oracle's."""
     from ..bench.nas import bench_nas, table
-    from ..nas.benchmark import load_benchmark
 
-    result = bench_nas(load_benchmark(data, space or space_of_folder(data)), names(devices), names(budgets), task=task,
-                       source_task=source_task, latency_queries=latency_queries,
-                       accuracy_queries=accuracy_queries, seeds=seeds,
-                       meta_train_devices=names(meta_train_devices), task_seed=task_seed, log=log)
+    bench, added = benchmark_at(data, space, store_path)
+    result = bench_nas(bench, names(devices), names(budgets), task=task, source_task=source_task,
+                       latency_queries=latency_queries, accuracy_queries=accuracy_queries, seeds=seeds,
+                       meta_train_devices=meta_train_with(bench, names(meta_train_devices), added),
+                       task_seed=task_seed, log=log)
     click.echo(json.dumps(result, indent=2) if as_json else table(result))
+
+
+def meta_train_with(bench, given: list[str] | None, added: list[str]) -> list[str] | None:
+    """The devices meta-training may use: `given`, else (where a store added columns) the reference split's
+    meta-training devices and the `added` columns, else the bench's default (None)."""
+    split = bench.space.reference_split.get("meta_train")
+    return given or ([*split, *added] if split and added else None)
 
 
 @group.command("runtime")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .shell import log, names, space_of_folder
+from .shell import benchmark_at, log, names, store_columns_option
 
 
 @click.command("meta-train")
 @click.option("--data", required=True, type=click.Path(), help="Benchmark folder (archs.csv, latency_ms.csv).")
 @click.option("--space", default=None, help="Search space of the table [default: the one named like the folder].")
-@click.option("--devices", default=None, help="Comma-separated latency columns to train on [default: all].")
+@click.option("--devices", default=None,
+              help="Comma-separated latency columns to train on [default: all, the --store's included].")
 @click.option("--steps", default=1500, show_default=True, type=click.IntRange(min=0))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--accuracy-task", default=None,
@@ -18,12 +19,12 @@ from .shell import log, names, space_of_folder
                    "[default: the space's source task (nb201: cifar10, effnet: imagenet_top1) where the table has "
                    "it, else the capacity proxy: log FLOPs + log parameters].")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
-def command(data, space, devices, steps, seed, accuracy_task, output):
+@store_columns_option
+def command(data, space, devices, steps, seed, accuracy_task, output, store_path):
     """Meta-train the latency predictor, task predictor and generator across a benchmark's devices."""
-    from ..nas.benchmark import load_benchmark
     from ..nas.metatrain import CAPACITY, MetaTrainConfig, default_source_task, meta_train
 
-    bench = load_benchmark(data, space or space_of_folder(data))
+    bench, _ = benchmark_at(data, space, store_path)
     chosen = names(devices) or bench.devices
     if accuracy_task is None:
         accuracy_task = default_source_task(bench)

@@ -162,3 +162,33 @@ def space_of_folder(data: str) -> str:
 
     name = Path(data).resolve().name
     return name if name in SPACES else DEFAULT_SPACE
+
+
+store_columns_option = click.option(
+    "--store", "store_path", type=click.Path(exists=True, dir_okay=False), default=None,
+    help="Also meta-train on what edgenas measured itself (a measurement store): a latency column per profile and "
+         "runtime measured on the table's space, named PROFILE:RUNTIME.")
+
+
+def benchmark_at(data: str, space: str | None, store_path: str | None):
+    """The benchmark folder `data` (of `space`, default: the folder's name) with, from the store at `store_path`,
+    a column per profile and runtime measured on at least `metatrain.MIN_MEASURED` of its architectures; and the
+    names of the columns added."""
+    from ..nas.benchmark import load_benchmark
+    from ..nas.metatrain import MIN_MEASURED
+    from ..store import Store
+
+    bench = load_benchmark(data, space or space_of_folder(data))
+    if not store_path:
+        return bench, []
+    with Store(store_path) as store:
+        found = store.columns(bench.space.name, bench.space.input_shape)
+    columns = {name: column for name, column in found.items() if len(column) >= MIN_MEASURED}
+    for name in sorted(set(found) - set(columns)):
+        log(f"{name}: {len(found[name])} architectures measured; meta-training needs {MIN_MEASURED}: left out")
+    if not columns:
+        raise UserError(f"{store_path} holds no profile and runtime with {MIN_MEASURED} architectures of space "
+                        f"'{bench.space.name}' at input {'x'.join(map(str, bench.space.input_shape))}; measure "
+                        f"more (edgenas measure --space {bench.space.name} --sample N) or leave --store out")
+    return bench.with_columns(columns), list(columns)
+

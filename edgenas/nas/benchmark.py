@@ -39,6 +39,28 @@ class Benchmark:
         """The space's encoding of every arch, one row each."""
         return np.stack([self.space.encode(a) for a in self.archs])
 
+    def with_columns(self, columns: dict[str, dict[str, float]]) -> "Benchmark":
+        """This table with more latency columns (name -> {architecture: ms}), such as the ones edgenas measured
+        itself (`Store.columns`): an architecture the table lacks becomes a row of its own, unknown (NaN) in
+        every other column and task."""
+        clash = [name for name in columns if name in self.latency]
+        if clash:
+            raise EdgenasError(f"column '{clash[0]}' is already a column of {self.source}/latency_ms.csv; rename "
+                               f"the profile whose measurements add it")
+        known = set(self.archs)
+        new = list(dict.fromkeys(a for column in columns.values() for a in map(self.space.canonical, column)
+                                 if a not in known))
+        archs = self.archs + new
+        row = {a: i for i, a in enumerate(archs)}
+        pad = lambda v: np.concatenate([v, np.full(len(new), np.nan)])  # noqa: E731
+        latency = {d: pad(v) for d, v in self.latency.items()}
+        for name, column in columns.items():
+            values = np.full(len(archs), np.nan)
+            for arch, ms in column.items():
+                values[row[self.space.canonical(arch)]] = ms
+            latency[name] = values
+        return Benchmark(self.space, archs, latency, {t: pad(v) for t, v in self.accuracy.items()}, self.source)
+
 
 def load_benchmark(directory: str | Path, space: str = DEFAULT_SPACE) -> Benchmark:
     """Read a benchmark folder; every problem is one line naming the file, the row and the fix."""

@@ -35,9 +35,16 @@ def descriptor_vector(profile: Profile | None) -> np.ndarray:
     return np.concatenate([values, mask, kind, [batch]]).astype(np.float32)
 
 
+def column_profile(name: str) -> str:
+    """The profile a benchmark column belongs to: its name, or what precedes the runtime of a column edgenas
+    measured itself (PROFILE:RUNTIME, `Store.columns`)."""
+    return name.split(":")[0]
+
+
 def device_descriptors(name: str) -> np.ndarray:
-    """Descriptors of the profile named like a benchmark column; all masked when there is none."""
-    return descriptor_vector(PROFILES.get(name) if name in PROFILES.names() else None)
+    """Descriptors of the profile a benchmark column belongs to; all masked when there is none."""
+    profile = column_profile(name)
+    return descriptor_vector(PROFILES.get(profile) if profile in PROFILES.names() else None)
 
 
 class DescriptorEncoder(nn.Module):

@@ -323,7 +323,9 @@ class LatencyPredictor(nn.Module):
         point's leave-one-out residual in standard deviations (B, K; else None)."""
         s_prior = (support @ m[..., None])[..., 0]
         noise2 = (noise[:, None] ** 2 + outlier) * s_prior.clamp(min=FLOOR) ** 2
-        md, sd, sp = m.double(), support.double(), s_prior.double()
+        md, sd = m.double(), support.double()
+        sp = (sd @ md[..., None])[..., 0]  # S m in double: C's rank-one term then stays symmetric (a float32 S m
+        # left it indefinite by 1e-6 where diag(v) is tiny, and the Cholesky factorisation failed)
         sc = sd * v.double()[:, None] + scale * sp[:, :, None] * md[:, None, :]  # S C, (B, K, P)
         jitter = 1e-6 * torch.eye(support.shape[1], dtype=torch.float64)
         chol = torch.linalg.cholesky(sc @ sd.transpose(1, 2) + torch.diag_embed(noise2.double()) + jitter)

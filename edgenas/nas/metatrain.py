@@ -20,7 +20,7 @@ from ..device.profile import PROFILES
 from ..errors import EdgenasError
 from .benchmark import Benchmark
 from .checkpoint import Trained
-from .conditioning import descriptor_vector, device_descriptors
+from .conditioning import column_profile, descriptor_vector, device_descriptors
 from .generator import Generator, condition_vector
 from .latency import CALIBRATION_SUPPORTS, FLOOR, Z90, LatencyPredictor, per_choice, unit_kernel
 from .predictor import AccuracyPrior, TaskPredictor
@@ -200,7 +200,8 @@ def _episode(rng: np.random.Generator, valid: list[np.ndarray], table: np.ndarra
 
 def _family(device: str) -> str:
     """The kind of device a benchmark column is (its profile's), the name's stem without a profile."""
-    return PROFILES.get(device).kind if device in PROFILES.names() else device.split("_")[0]
+    profile = column_profile(device)
+    return PROFILES.get(profile).kind if profile in PROFILES.names() else device.split("_")[0]
 
 
 def _fit_choice_costs(model: LatencyPredictor, x: np.ndarray, costs: np.ndarray) -> None:

@@ -62,3 +62,34 @@ def test_synthetic_devices_are_seeded_unlike_the_table_and_scored_like_devices(s
     scored = result["synthetic"]["synthetic_random_ops"]["10"]
     assert -1 <= scored["edgenas"] <= 1 and set(scored["baselines"]) >= {"linear_combination", "nearest_device"}
     assert any(line.startswith("synthetic_npu_fallback") for line in table(result).splitlines())
+
+
+def test_columns_edgenas_measured_itself_are_held_out_or_meta_trained_on(synthetic_benchmark, tmp_path, capsys):
+    """--store: a profile's measurements (here dev5's and dev4's latencies on 150 cells, stored as `measure` stores
+    them) are devices. Held out, one is scored on the architectures it measured, the table's columns its baselines;
+    in meta-training, one is a column known on 150 rows. A column of 20 architectures is left out, and said so."""
+    from edgenas.cli.shell import benchmark_at
+    from edgenas.store import Store
+
+    from ..test_store import fake_measurement
+
+    bench = load_benchmark(synthetic_benchmark)
+    rows = np.random.default_rng(1).choice(len(bench.archs), 150, replace=False)
+    with Store(tmp_path / "db.sqlite") as store:
+        for profile, device, count in (("host", "dev5", 150), ("raspi4", "dev4", 150), ("pixel", "dev3", 20)):
+            for i in rows[:count]:
+                ms = bench.latency[device][i]
+                store.add(profile, "nb201", bench.archs[i], (1, 3, 32, 32), {}, fake_measurement(ms))
+    joined, added = benchmark_at(str(synthetic_benchmark), None, str(tmp_path / "db.sqlite"))
+    assert added == ["host:tvm", "raspi4:tvm"] and joined.archs == bench.archs
+    assert "pixel:tvm: 20 architectures measured; meta-training needs 100: left out" in capsys.readouterr().err
+    held = bench_latency(joined, ["host:tvm"], supports=(0, 10), seeds=2, meta_seeds=1, synthetic=False,
+                         meta_train_devices=[f"dev{j}" for j in range(5)], meta_training=TINY)
+    by = held["by_support"]["10"]
+    assert by["edgenas"] > 0.85 and by["edgenas"] > held["by_support"]["0"]["edgenas"]
+    assert by["baselines"]["nearest_device"] > 0.5, "the table's columns, read on the 150 measured rows"
+    with pytest.raises(EdgenasError, match="'host:tvm' has latencies for 150 architectures; --support takes at most"):
+        bench_latency(joined, ["host:tvm"], supports=(0, 150), meta_train_devices=["dev0", "dev1"], meta_training=TINY)
+    trained = bench_latency(joined, ["dev5"], supports=(0, 10), seeds=2, meta_seeds=1, synthetic=False,
+                            meta_train_devices=["dev0", "dev1", "dev2", "raspi4:tvm"], meta_training=TINY)
+    assert trained["meta_train_devices"][-1] == "raspi4:tvm" and trained["by_support"]["10"]["edgenas"] > 0.85

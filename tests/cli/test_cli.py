@@ -98,6 +98,15 @@ def test_bench_and_meta_train_errors(tmp_path, synthetic_benchmark):
                "dev0", "--budget-ms", "p50", "--task", "imagenet")
     fails_with("meta-training needs at least 2 devices", "meta-train", "--data", str(synthetic_benchmark),
                "--devices", "dev0", "-o", str(tmp_path / "m.pt"))
+    from edgenas.store import Store
+
+    with Store(tmp_path / "few.db"):  # a store without 100 measured architectures of the space
+        pass
+    fails_with(f"{tmp_path / 'few.db'} holds no profile and runtime with 100 architectures of space 'nb201' at input "
+               f"1x3x32x32; measure more", "meta-train", "--data", str(synthetic_benchmark), "--store",
+               str(tmp_path / "few.db"), "-o", str(tmp_path / "m.pt"))
+    fails_with("'--store': File '/no/such.db' does not exist", "bench", "latency", "--data", str(synthetic_benchmark),
+               "--store", "/no/such.db")
 
 
 def test_predict(small_artifact, tmp_path):

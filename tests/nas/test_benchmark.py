@@ -50,3 +50,18 @@ def test_missing_folder_and_files(tmp_path):
         load_benchmark(tmp_path / "nope")
     with pytest.raises(EdgenasError, match="archs.csv is missing"):
         load_benchmark(tmp_path)
+
+
+def test_columns_edgenas_measured_join_the_table_and_add_its_missing_architectures(synthetic_benchmark):
+    from edgenas.spaces import get_space
+
+    bench = load_benchmark(synthetic_benchmark)
+    outside = next(a for a in map(get_space("nb201").from_index, range(100)) if a not in bench.archs)
+    joined = bench.with_columns({"host:tvm": {bench.archs[3]: 2.5, outside: 4.0}})
+    assert joined.archs == bench.archs + [outside] and joined.devices == [*bench.devices, "host:tvm"]
+    assert joined.latency["host:tvm"][3] == 2.5 and joined.latency["host:tvm"][-1] == 4.0
+    assert np.isfinite(joined.latency["host:tvm"]).sum() == 2
+    assert np.isnan(joined.latency["dev0"][-1]) and np.isnan(joined.accuracy["cifar10"][-1])
+    assert joined.latency["dev0"][:-1].tolist() == bench.latency["dev0"].tolist()
+    with pytest.raises(EdgenasError, match="column 'dev0' is already a column of .*latency_ms.csv"):
+        bench.with_columns({"dev0": {bench.archs[0]: 1.0}})
