@@ -100,7 +100,7 @@ def summary(report: dict[str, Any], directory: Path) -> str:
         how += f"; from the database shipped for {Path(comp['tuning_db']).name}, edgenas tune --target " \
                f"{r['profile']} tunes for this CPU"
     if hand:
-        how += f"; {hand} global pool{'' if hand == 1 else 's'} scheduled by hand"
+        how += f"; {hand} kernel{'' if hand == 1 else 's'} (global pools, classifier) scheduled by hand"
     lines.append(f"compiled   {comp['kernels']} kernels in {comp['seconds']:.1f} s ({how})")
     if r.get("kernels", {}).get("by_kernel"):
         k = r["kernels"]

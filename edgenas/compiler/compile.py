@@ -8,10 +8,11 @@ schedules ran 2.5x slower). Then Relax's default pipeline (legalisation, fusion,
 the fusion of elementwise prologues (fusion.py) and, on CPUs, a vectorisable sigmoid (fastmath.py); where the
 target has a tuning database (`tuning_db.py`), its MetaSchedule schedules replace the default ones of every
 kernel they match, and the library records which kernels were tuned and which fell back. On CPUs the global
-average pools are scheduled by hand (schedules.py), whatever the database holds. Clips (ReLU6) become Relax
-operators first, so they follow the layout and fuse (clip.py); an int8 (QDQ) model's convolutions and matrix
-products become integer kernels (int8.py). CUDA targets get DLight's default GPU schedules for kernels without tuned ones. Libraries for another instruction set are linked
-with the target's cross compiler, so an aarch64 target yields a real ARM ELF.
+average pools and the batch-1 classifiers (vector-matrix products) are scheduled by hand (schedules.py), whatever
+the database holds. Clips (ReLU6) become Relax operators first, so they follow the layout and fuse (clip.py); an
+int8 (QDQ) model's convolutions and matrix products become integer kernels (int8.py). CUDA targets get DLight's
+default GPU schedules for kernels without tuned ones. Libraries for another instruction set are linked with the
+target's cross compiler, so an aarch64 target yields a real ARM ELF.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from .clip import clips_as_relax_ops
 from .fastmath import fast_sigmoid
 from .fusion import fuse_elementwise_prologues
 from .int8 import integer_kernels
-from .schedules import HAND_SCHEDULED, is_global_mean, schedule_global_mean
+from .schedules import HAND_SCHEDULED, hand_schedule
 from .tuning_db import check_given, databases_for, open_fastest
 
 CPU_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "HWIO"]}  # pools and elementwise kernels follow their input
@@ -95,8 +96,12 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
     with tvm_target:
         if target.device == "cpu":
             threads = int(target.tvm.get("num-cores") or 4)  # cores unknown: 4 shares
-            mod, sources = _schedule_kernels(mod, lambda f: (schedule_global_mean(f, threads), HAND_SCHEDULED)
-                                             if is_global_mean(f) else None)
+
+            def by_hand(func):
+                sch = hand_schedule(func, threads)
+                return None if sch is None else (sch, HAND_SCHEDULED)
+
+            mod, sources = _schedule_kernels(mod, by_hand)
         if databases:
             mod, tuned = _apply_databases(mod, databases, tvm_target)
             sources.update(tuned)

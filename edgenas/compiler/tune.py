@@ -15,7 +15,7 @@ default local builder starts fresh workers for every batch, which with their imp
 MetaSchedule appends every measured record to the JSON database when the task's batch is done, so an
 interrupted run resumes from what is already there. A task whose workload the database holds is tuned on the
 database's copy (equal by anchor block, its blocks may be named otherwise), or its records would not load.
-Global average pools are not tuned: compile schedules them by hand (schedules.py).
+Global average pools and batch-1 classifiers are not tuned: compile schedules them by hand (schedules.py).
 Where the database lives and how compile reads it is `tuning_db.py`'s.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ from ..spaces import DEFAULT_SPACE, SearchSpace, configure
 from .compile import blocks, lower
 from .export import export_onnx
 from .onnx_import import import_model
-from .schedules import is_global_mean
+from .schedules import is_hand_scheduled
 from .tuning_db import MODULE_EQUALITY, database_path, open_database
 
 LIGHT_WORK = 1e6  # tasks below this (small elementwise kernels, the head) get a quarter of the trials
@@ -176,7 +176,7 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
     plan = []
     for task, weight in zip(tasks, weights):
         mod = task.dispatched[0]
-        if is_global_mean(mod["main"]):
+        if is_hand_scheduled(mod["main"]):
             log(f"{task.task_name}: scheduled by hand (compiler/schedules.py), not tuned")
             continue
         if database.has_workload(mod):  # equal by anchor block, but its other blocks may be named otherwise

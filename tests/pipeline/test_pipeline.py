@@ -65,9 +65,11 @@ def test_report_has_costs_and_both_latencies(artifact):
         assert s["max_abs_error_vs_pytorch"] <= 1e-4
     assert report["tvm_vs_onnxruntime"] == pytest.approx(
         report["latency_ms"]["tvm"]["p50_ms"] / report["latency_ms"]["onnxruntime"]["p50_ms"], rel=1e-3)
-    compiled = report["compile"]  # no tuning database in tests: only the classifier's global pool is scheduled
-    assert compiled["tuning_db"] is None and compiled["schedule_from"] == {"mean": HAND_SCHEDULED}
-    assert compiled["kernels"] == len(compiled["fallback"]) + 1 and compiled["tuned"] == ["mean"]
+    compiled = report["compile"]  # no tuning database in tests: only the classifier and its pool are scheduled
+    hand = compiled["schedule_from"]
+    assert compiled["tuning_db"] is None and set(hand.values()) == {HAND_SCHEDULED} and len(hand) == 2
+    assert "mean" in hand and any(k.startswith("fused_matmul_add") for k in hand), hand
+    assert compiled["kernels"] == len(compiled["fallback"]) + 2 and compiled["tuned"] == sorted(hand)
     profiled = report["kernels"]["by_kernel"]  # every kernel timed alone, with its calls per inference
     assert len(profiled) == compiled["kernels"] and sum(k["calls"] for k in profiled) > len(profiled), \
         "NB201's cells call some kernels more than once"
@@ -230,8 +232,10 @@ def test_an_effnet_architecture_compiles_for_a_non_square_input_and_runs_like_py
     assert art.manifest["space"] == "effnet" and art.manifest["inputs"][0]["shape"] == [1, 3, 48, 32]
     assert art.report["costs"]["params"] == effnet.costs(arch).params
     hand = [k for k, source in art.report["compile"]["schedule_from"].items() if source == HAND_SCHEDULED]
-    assert len(hand) >= 4 and all(k.startswith("mean") for k in hand), "squeeze-excitation's pools, by hand"
-    assert f"; {len(hand)} global pools scheduled by hand" in summary(art.report, art.directory)
+    assert len(hand) >= 5 and all(k.startswith(("mean", "fused_matmul")) for k in hand), \
+        "squeeze-excitation's pools and the classifier, by hand"
+    assert sum(k.startswith("fused_matmul") for k in hand) == 1
+    assert f"; {len(hand)} kernels (global pools, classifier) scheduled by hand" in summary(art.report, art.directory)
     x = np.random.default_rng(0).standard_normal((1, 3, 48, 32)).astype(np.float32)
     with torch.no_grad():
         expected = effnet.build(arch)(torch.from_numpy(x)).numpy()
