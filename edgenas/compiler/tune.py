@@ -41,7 +41,7 @@ from .compile import blocks, lower
 from .export import export_onnx
 from .onnx_import import import_model
 from .schedules import is_hand_scheduled
-from .tuning_db import MODULE_EQUALITY, database_path, open_database
+from .tuning_db import MODULE_EQUALITY, SHIPPED_DATABASES, database_path, open_database
 
 LIGHT_WORK = 1e6  # tasks below this (small elementwise kernels, the head) get a quarter of the trials
 FLOPS_PER_BYTE = 10  # a CPU of this class: ~200 GFLOP/s against ~20 GB/s, so a byte moved weighs 10 FLOPs
@@ -136,6 +136,9 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
         raise EdgenasError(f"profile '{profile.name}' builds {target.machine}/{target.device} code; tuning times "
                            f"candidates on this machine's CPU, so run edgenas tune on the device itself")
     path = Path(db) if db else database_path(target)
+    if path.resolve().is_relative_to(SHIPPED_DATABASES.resolve()):  # its plain JSON files would hide the .gz ones
+        raise EdgenasError(f"--db {path} is a database shipped with edgenas, which tuning must not write to; pass "
+                           f"another directory, or leave --db out to tune into the target's own")
     database = open_database(path)
     tvm_target = target.tvm_target()
     start = time.perf_counter()

@@ -143,6 +143,14 @@ def test_default_database_is_per_target(monkeypatch, tmp_path):
     assert host.name.startswith("x86_64-") and raspi.name.startswith("aarch64-")
 
 
+def test_tune_refuses_to_write_into_a_shipped_database():
+    shipped = SHIPPED_DATABASES / "x86_64"
+    before = sorted(p.name for p in shipped.iterdir())
+    with pytest.raises(EdgenasError, match="shipped with edgenas"):
+        tune("host", trials=1, db=shipped)
+    assert sorted(p.name for p in shipped.iterdir()) == before, "nothing created there"
+
+
 def test_tune_refuses_a_target_that_cannot_run_here():
     with pytest.raises(EdgenasError, match="run edgenas tune on the device"):
         tune("raspi4", trials=1)
