@@ -29,7 +29,7 @@ from .fastmath import fast_sigmoid
 from .fusion import fuse_elementwise_prologues
 from .int8 import integer_kernels
 from .schedules import HAND_SCHEDULED, hand_schedule
-from .tuning_db import check_given, databases_for, open_fastest
+from .tuning_db import check_given, databases_for, open_fastest, workload_key
 
 CPU_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "HWIO"]}  # pools and elementwise kernels follow their input
 REPLAY_TOP_K = 4  # records of a workload tried, fastest first, until one replays (the 1st or 2nd, over 333 kernels)
@@ -90,7 +90,7 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
     mod = lower(onnx_path, target)
     check_given(tuning_db)
     paths = databases_for(target, tuning_db)
-    databases = [(str(p), open_fastest(p, REPLAY_TOP_K)) for p in paths]
+    databases = [(str(p), open_fastest(p, REPLAY_TOP_K, _workload_keys(mod))) for p in paths]
     tvm_target = target.tvm_target()
     sources: dict[str, str] = {}
     with tvm_target:
@@ -152,6 +152,14 @@ def _signatures(mod) -> tuple[KernelSignature, ...]:
             continue
         out.append(KernelSignature(name, count, buffers))
     return tuple(out)
+
+
+def _workload_keys(mod) -> set[str]:
+    """The database keys of the module's kernels (`workload_key`), as MetaSchedule normalises a kernel."""
+    from tvm import tirx
+    from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
+
+    return {workload_key(_normalize_mod(f)) for f in mod.functions.values() if isinstance(f, tirx.PrimFunc)}
 
 
 def _apply_databases(mod, databases: list[tuple[str, object]], tvm_target):

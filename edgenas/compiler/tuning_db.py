@@ -6,8 +6,9 @@ A database is a directory: by default `<edgenas cache>/tuning/<target>-<hash of 
 the given database or the target's own (made by `edgenas tune` here), and for a workload that one lacks, from
 the database shipped with edgenas for the target's instruction set (`SHIPPED_DATABASES`, made with
 `export_database` from the databases tuned here, gzip-compressed: a workload is base64 of indented JSON, 13x
-smaller compressed) (`databases_for`), loading each workload's few fastest records (`open_fastest`).
-MetaSchedule's databases do not know their target: keep one per target.
+smaller compressed) (`databases_for`), loading each workload's few fastest records (`open_fastest`), and only
+of the workloads the network has: a record's trace is replayed as it loads, so the whole shipped database took
+4 s. MetaSchedule's databases do not know their target: keep one per target.
 """
 from __future__ import annotations
 
@@ -64,16 +65,20 @@ def databases_for(target: ResolvedTarget, given: str | Path | None = None) -> li
     return out
 
 
-def export_database(sources: Path | list[Path], destination: Path, top_k: int = 8, compress: bool = False) -> int:
+def export_database(sources: Path | list[Path], destination: Path, top_k: int = 8, compress: bool = False,
+                    only: set[str] | None = None) -> int:
     """Copy each workload's `top_k` fastest records of the database at `sources` (or of several, merged: how the
     shipped database gathers every space's) into a new one at `destination`, gzip-compressed with `compress` (how
-    it ships); return the number of records copied."""
+    it ships), of the workloads whose `workload_key` is in `only` (default: all); return the number of records
+    copied."""
     if destination.exists():
         raise EdgenasError(f"{destination} exists; remove it first")
     sources = [sources] if isinstance(sources, Path) else list(sources)
     with tempfile.TemporaryDirectory() as tmp:
         source = _merged(sources, Path(tmp), top_k) if len(sources) > 1 else sources[0]
         workloads, records = _fastest_records(source, top_k)
+    if only is not None:
+        workloads, records = _only(workloads, records, only)
     destination.mkdir(parents=True)
     for name, text in ((WORKLOADS, workloads), (RECORDS, "".join(line + "\n" for line in records))):
         if compress:
@@ -97,15 +102,25 @@ def _merged(sources: list[Path], tmp: Path, top_k: int) -> Path:
     return tmp / "merged"
 
 
-def open_fastest(path: Path, top_k: int = 4):
+def workload_key(mod) -> str:
+    """The key a database files the workload of the kernel module `mod` under (MODULE_EQUALITY's hash, as
+    MetaSchedule's JSONDatabase writes it: of the anchor block, or of the whole module where it has none)."""
+    import tvm_ffi
+    from tvm.s_tir.analysis import find_anchor_sblock
+
+    anchor = find_anchor_sblock(mod)
+    return str(tvm_ffi.structural_hash(mod if anchor is None else anchor, skip_tensor_content=True))
+
+
+def open_fastest(path: Path, top_k: int = 4, only: set[str] | None = None):
     """The database at `path` as compile reads it: an in-memory copy holding each workload's `top_k` fastest
-    records. Loading a record replays its trace, so the whole database of a long tuning run (a thousand
-    records) would add seconds to every compile; the kernels of a new architecture replay their workload's
-    fastest or second fastest record."""
+    records, of the workloads whose `workload_key` is in `only` (default: all). Loading a record replays its
+    trace, so the whole database of a long tuning run (a thousand records) would add seconds to every compile;
+    the kernels of a new architecture replay their workload's fastest or second fastest record."""
     from tvm.s_tir import meta_schedule as ms
 
     with tempfile.TemporaryDirectory() as tmp:
-        export_database(path, Path(tmp) / "db", top_k)
+        export_database(path, Path(tmp) / "db", top_k, only=only)
         on_disk = open_database(Path(tmp) / "db")
         memory = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
         for record in on_disk.get_all_tuning_records():
@@ -137,6 +152,23 @@ def _fastest_records(path: Path, top_k: int) -> tuple[str, list[str]]:
             timed.setdefault(workload, []).append((mean, n, line))
     kept = sorted((n, line) for rs in timed.values() for _, n, line in sorted(rs)[:top_k])
     return workloads, [line for _, line in kept]
+
+
+def _only(workloads: str, records: list[str], keys: set[str]) -> tuple[str, list[str]]:
+    """The workload lines whose key (a line's first field) is in `keys`, and their records, renumbered (a record
+    names its workload by its line number)."""
+    kept: dict[int, int] = {}
+    lines = []
+    for n, line in enumerate(workloads.splitlines()):
+        if json.loads(line)[0] in keys:
+            kept[n] = len(lines)
+            lines.append(line)
+    out = []
+    for line in records:
+        workload, rest = line[1:].split(",", 1)  # `[index,[trace, ...]]`: the rest is kept as written
+        if int(workload) in kept:
+            out.append(f"[{kept[int(workload)]},{rest}")
+    return "".join(line + "\n" for line in lines), out
 
 
 def _read(path: Path, name: str) -> str:

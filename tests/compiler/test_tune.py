@@ -9,15 +9,16 @@ import pytest
 from click.testing import CliRunner
 
 from edgenas.cli import cli
-from edgenas.compiler.compile import compile_onnx
+from edgenas.compiler.compile import HAND_SCHEDULED, compile_onnx
 from edgenas.compiler.export import export_onnx
-from edgenas.compiler.tune import randomize_batch_norms, tune
+from edgenas.compiler.tune import FLOOR_TRIALS, Planned, budgeted_trials, randomize_batch_norms, tune
 from edgenas.compiler.tuning_db import (
     SHIPPED_DATABASES,
     database_path,
     export_database,
     open_database,
     open_fastest,
+    workload_key,
 )
 from edgenas.device.profile import PROFILES
 from edgenas.errors import EdgenasError
@@ -100,8 +101,6 @@ def test_interrupted_tuning_resumes_and_skips_tuned_tasks(small, tmp_path):
 def test_a_time_budget_leaves_no_task_untuned_and_a_rerun_tops_up(small, tmp_path):
     """Past the budget every task still gets FLOOR_TRIALS, heaviest first; the summary says so, and a run
     without a budget gives the floored tasks the rest of their trials."""
-    from edgenas.compiler.tune import FLOOR_TRIALS
-
     db = tmp_path / "db"
     said = []
     short = tune("host", small, trials=FLOOR_TRIALS + 2, db=db, archs=[ARCH], budget_minutes=0.001, log=said.append)
@@ -188,6 +187,35 @@ def test_exported_database_keeps_each_workloads_fastest_records(small, tuned_db,
         export_database(tuned_db, tmp_path / "shipped")
 
 
+def test_a_budget_keeps_the_floors_of_the_tasks_still_to_come():
+    def planned(work, have=0):
+        return Planned(None, None, 1, work, work, 64, have, "", False)
+
+    rest = [planned(4e6)] + [planned(1e4) for _ in range(12)]
+    # 60 trials' time left: 48 of them are the 12 light tasks' floors, so the heavy task gets what remains
+    assert budgeted_trials(rest, 60.0, 1.0) <= 60 - 12 * FLOOR_TRIALS
+    assert budgeted_trials(rest, 40.0, 1.0) == FLOOR_TRIALS  # out of time: the floor, and the others theirs
+    assert budgeted_trials(rest[:1], 60.0, 1.0) == 60  # alone, it has it all
+    # a task that has its floor already reserves nothing
+    assert budgeted_trials([planned(4e6)] + [planned(1e4, have=4) for _ in range(12)], 60.0, 1.0) == \
+        int(60 * 2000 / (2000 + 12 * 100))  # its share of all 60, by the square roots of the work
+
+
+def test_open_fastest_loads_only_the_workloads_asked_for(tuned_db):
+    """What compile does: only the workloads of the network's kernels are loaded (their traces replay as they
+    load), found by the key the database files them under."""
+    everything = open_fastest(tuned_db, top_k=2).get_all_tuning_records()
+    keys = sorted({workload_key(r.workload.mod) for r in everything})
+    assert len(keys) > 2  # every record's workload has a key the database knows
+    chosen = set(keys[::2])
+    some = open_fastest(tuned_db, top_k=2, only=chosen)
+    wanted = [r for r in everything if workload_key(r.workload.mod) in chosen]
+    assert sorted(float(r.run_secs[0]) for r in some.get_all_tuning_records()) == \
+        sorted(float(r.run_secs[0]) for r in wanted)
+    assert all(some.has_workload(r.workload.mod) for r in wanted)
+    assert not open_fastest(tuned_db, only=set()).get_all_tuning_records()
+
+
 @pytest.mark.skipif(not (SHIPPED_DATABASES / "x86_64").is_dir(), reason="merges the shipped database")
 def test_databases_merge_into_one_compressed_shipped_database(tuned_db, tmp_path):
     """How the shipped database gathers every space's records: the union of the workloads (here the small
@@ -244,7 +272,8 @@ def test_a_partial_database_of_ones_own_falls_back_per_workload(monkeypatch, tun
     lib = compile_onnx(exported.path, PROFILES.get("host").resolved_target(), tmp_path / "m.so", tuning_db=tuned_db)
     origins = dict(lib.schedule_from)
     assert lib.tuning_db == tuned_db and not lib.fallback, lib.fallback
-    assert set(origins.values()) == {str(tuned_db), str(SHIPPED_DATABASES / "x86_64")}, "the user's first"
+    assert set(origins.values()) == {str(tuned_db), str(SHIPPED_DATABASES / "x86_64"), HAND_SCHEDULED}, \
+        "the user's first, then the shipped one; the pools and the classifier by hand"
     assert sorted(origins) == sorted(lib.tuned)
 
 
