@@ -90,7 +90,8 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
     mod = lower(onnx_path, target)
     check_given(tuning_db)
     paths = databases_for(target, tuning_db)
-    databases = [(str(p), open_fastest(p, REPLAY_TOP_K, _workload_keys(mod))) for p in paths]
+    keys = _workload_keys(mod) if paths else set()
+    databases = [(str(p), open_fastest(p, REPLAY_TOP_K, keys)) for p in paths]
     tvm_target = target.tvm_target()
     sources: dict[str, str] = {}
     with tvm_target:
