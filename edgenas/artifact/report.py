@@ -35,11 +35,11 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
 
 def _shipped(path: str | None) -> bool:
     """Whether the tuning database at `path` is one that ships with edgenas."""
-    return bool(path) and Path(path).parent == SHIPPED_DATABASES
+    return bool(path) and Path(path).is_relative_to(SHIPPED_DATABASES)
 
 
 def _database_name(path: str) -> str:
-    return f"shipped ({Path(path).name})" if _shipped(path) else f"from {path}"
+    return f"shipped ({Path(path).relative_to(SHIPPED_DATABASES)})" if _shipped(path) else f"from {path}"
 
 
 def budget_verdicts(report: dict[str, Any]) -> list[tuple[str, bool, str]]:

@@ -4,11 +4,11 @@ reading one as `compile` does (each workload's few fastest records).
 A database is a directory: by default `<edgenas cache>/tuning/<target>-<hash of the TVM target>`
 (EDGENAS_TUNING_DIR overrides the parent), or the one given. `compile_onnx` draws each kernel's schedule from
 the given database or the target's own (made by `edgenas tune` here), and for a workload that one lacks, from
-the database shipped with edgenas for the target's instruction set (`SHIPPED_DATABASES`, made with
-`export_database` from the databases tuned here, gzip-compressed: a workload is base64 of indented JSON, 13x
-smaller compressed) (`databases_for`), loading each workload's few fastest records (`open_fastest`), and only
-of the workloads the network has: a record's trace is replayed as it loads, so the whole shipped database took
-4 s. MetaSchedule's databases do not know their target: keep one per target.
+the databases shipped with edgenas for the target's instruction set, one per family of CPU, the target's family
+first (`SHIPPED_DATABASES/<target>/<family>`, made with `export_database` from the databases tuned here,
+gzip-compressed: a workload is base64 of indented JSON, 13x smaller compressed) (`databases_for`), loading each
+workload's few fastest records (`open_fastest`), and only of the workloads the network has: a record's trace is
+replayed as it loads, so the whole shipped database took 4 s. MetaSchedule's databases do not know their target: keep one per target.
 """
 from __future__ import annotations
 
@@ -40,7 +40,20 @@ def database_path(target: ResolvedTarget) -> Path:
     return root / f"{target.name}-{digest}"
 
 
-SHIPPED_DATABASES = Path(__file__).parent / "tuning"  # databases that ship with edgenas, one per target name
+SHIPPED_DATABASES = Path(__file__).parent / "tuning"  # databases that ship with edgenas: <target>/<CPU family>
+AMD_CPUS = ("znver", "bdver", "btver", "amdfam", "barcelona", "athlon", "opteron", "k8", "k6")  # LLVM's names
+
+
+def cpu_family(tvm_target: dict) -> str | None:
+    """The family of CPU a TVM target dict (or a tuning record's target) is for, as shipped databases are filed:
+    `amd` or `intel` for an x86-64 LLVM target with a named CPU, else None. A schedule's speed transfers
+    within a family far better than across (on the weight-heavy 1x1 convolutions of EfficientNet, AMD-tuned
+    records left TVM 1.52x onnxruntime on an Intel Xeon, records tuned there 1.07x)."""
+    mcpu = str(tvm_target.get("mcpu") or "")
+    if tvm_target.get("kind") != "llvm" or not mcpu or mcpu.startswith("x86-64") or \
+            "x86" not in str(tvm_target.get("mtriple", "x86_64")):
+        return None
+    return "amd" if mcpu.startswith(AMD_CPUS) else "intel"
 
 
 def check_given(tuning_db: str | Path | None) -> None:
@@ -52,33 +65,34 @@ def check_given(tuning_db: str | Path | None) -> None:
 
 def databases_for(target: ResolvedTarget, given: str | Path | None = None) -> list[Path]:
     """The databases `compile` draws schedules from, in order, per workload: `given` (else the target's own, made
-    by `edgenas tune` on this machine) where it exists, then the one shipped for the target's kind of CPU (its
-    records were measured on another CPU of that instruction set: fast here, though tuning here is faster
-    still). An interrupted `tune` thus leaves no kernel untuned that the shipped database covers.
+    by `edgenas tune` on this machine) where it exists, then those shipped for the target's instruction set, its
+    own family of CPU's first (their records were measured on other CPUs: fast here, though tuning here is faster
+    still). An interrupted `tune` thus leaves no kernel untuned that a shipped database covers.
     EDGENAS_NO_SHIPPED_TUNING=1 leaves the shipped ones out."""
     first = Path(given) if given else database_path(target)
     out = [first] if first.is_dir() else []
     shipped = SHIPPED_DATABASES / target.name
-    if target.device == "cpu" and shipped.is_dir() and not os.environ.get("EDGENAS_NO_SHIPPED_TUNING") \
-            and shipped not in out:
-        out.append(shipped)
+    if target.device == "cpu" and shipped.is_dir() and not os.environ.get("EDGENAS_NO_SHIPPED_TUNING"):
+        family = cpu_family(target.tvm)
+        families = sorted((p for p in shipped.iterdir() if p.is_dir()), key=lambda p: (p.name != family, p.name))
+        out += [p for p in families if p not in out]
     return out
 
 
 def export_database(sources: Path | list[Path], destination: Path, top_k: int = 8, compress: bool = False,
-                    only: set[str] | None = None) -> int:
-    """Copy each workload's `top_k` fastest records of the database at `sources` (or of several, merged: how the
+                    only: set[str] | None = None, family: str | None = None) -> int:
+    """Copy each workload's `top_k` fastest records of the database at `sources` (or of several, merged: how a
     shipped database gathers every space's) into a new one at `destination`, gzip-compressed with `compress` (how
-    it ships), of the workloads whose `workload_key` is in `only` (default: all); return the number of records
-    copied."""
+    it ships), of the workloads whose `workload_key` is in `only` (default: all), and with `family` only the
+    records measured on that family of CPU (`cpu_family`; times from two families do not compare); return the
+    number of records copied."""
     if destination.exists():
         raise EdgenasError(f"{destination} exists; remove it first")
     sources = [sources] if isinstance(sources, Path) else list(sources)
     with tempfile.TemporaryDirectory() as tmp:
-        source = _merged(sources, Path(tmp), top_k) if len(sources) > 1 else sources[0]
-        workloads, records = _fastest_records(source, top_k)
-    if only is not None:
-        workloads, records = _only(workloads, records, only)
+        source = _merged(sources, Path(tmp), top_k, family) if len(sources) > 1 else sources[0]
+        workloads, records = _fastest_records(source, top_k, family)
+    workloads, records = _only(workloads, records, only)
     destination.mkdir(parents=True)
     for name, text in ((WORKLOADS, workloads), (RECORDS, "".join(line + "\n" for line in records))):
         if compress:
@@ -88,14 +102,14 @@ def export_database(sources: Path | list[Path], destination: Path, top_k: int = 
     return len(records)
 
 
-def _merged(sources: list[Path], tmp: Path, top_k: int) -> Path:
-    """One database in `tmp` with each source's `top_k` fastest records per workload (a workload found in several
-    sources is one workload there)."""
+def _merged(sources: list[Path], tmp: Path, top_k: int, family: str | None) -> Path:
+    """One database in `tmp` with each source's `top_k` fastest records per workload (of `family`'s CPUs where
+    given; a workload found in several sources is one workload there)."""
     from tvm.s_tir import meta_schedule as ms
 
     merged = open_database(tmp / "merged")
     for i, source in enumerate(sources):
-        export_database(source, tmp / f"source{i}", top_k)
+        export_database(source, tmp / f"source{i}", top_k, family=family)
         for r in open_database(tmp / f"source{i}").get_all_tuning_records():
             merged.commit_tuning_record(ms.database.TuningRecord(
                 r.trace, merged.commit_workload(r.workload.mod), r.run_secs, r.target, r.args_info))
@@ -130,10 +144,10 @@ def open_fastest(path: Path, top_k: int = 4, only: set[str] | None = None):
     return memory
 
 
-def _fastest_records(path: Path, top_k: int) -> tuple[str, list[str]]:
+def _fastest_records(path: Path, top_k: int, family: str | None = None) -> tuple[str, list[str]]:
     """The workload file of the database at `path` and the lines of its `top_k` fastest valid records per
-    workload, read as JSON lines (MetaSchedule's JSONDatabase format: `[workload index, [trace, run
-    seconds, target, argument info]]`) without loading the traces."""
+    workload (measured on `family`'s CPUs where given), read as JSON lines (MetaSchedule's JSONDatabase format:
+    `[workload index, [trace, run seconds, target, argument info]]`) without loading the traces."""
     try:
         workloads, text = _read(path, WORKLOADS), _read(path, RECORDS)
     except OSError as e:
@@ -143,29 +157,31 @@ def _fastest_records(path: Path, top_k: int) -> tuple[str, list[str]]:
     cut = not text.endswith("\n")  # the last record was cut mid-line by an interrupt
     for n, line in enumerate(lines[:-1] if cut and lines else lines):
         try:
-            workload, (_, run_secs, _, _) = json.loads(line)
+            workload, (_, run_secs, target, _) = json.loads(line)
             mean = sum(float(s) for s in run_secs) / len(run_secs)
-        except (ValueError, TypeError, ZeroDivisionError):
+            other = family is not None and cpu_family(target) != family
+        except (ValueError, TypeError, ZeroDivisionError, AttributeError):
             raise EdgenasError(f"tuning database {path}: line {n + 1} of {RECORDS} is not a tuning record; remove "
                                f"the database and tune again") from None
-        if mean < FAILED_RUN_S:
+        if mean < FAILED_RUN_S and not other:
             timed.setdefault(workload, []).append((mean, n, line))
     kept = sorted((n, line) for rs in timed.values() for _, n, line in sorted(rs)[:top_k])
     return workloads, [line for _, line in kept]
 
 
-def _only(workloads: str, records: list[str], keys: set[str]) -> tuple[str, list[str]]:
-    """The workload lines whose key (a line's first field) is in `keys`, and their records, renumbered (a record
-    names its workload by its line number)."""
+def _only(workloads: str, records: list[str], keys: set[str] | None) -> tuple[str, list[str]]:
+    """The workload lines that have a record in `records` and whose key (a line's first field) is in `keys` (None:
+    any), and their records, renumbered (a record names its workload by its line number)."""
+    used = {int(line[1:].split(",", 1)[0]) for line in records}  # `[index,[trace, ...]]`
     kept: dict[int, int] = {}
     lines = []
     for n, line in enumerate(workloads.splitlines()):
-        if json.loads(line)[0] in keys:
+        if n in used and (keys is None or json.loads(line)[0] in keys):
             kept[n] = len(lines)
             lines.append(line)
     out = []
     for line in records:
-        workload, rest = line[1:].split(",", 1)  # `[index,[trace, ...]]`: the rest is kept as written
+        workload, rest = line[1:].split(",", 1)  # the rest is kept as written
         if int(workload) in kept:
             out.append(f"[{kept[int(workload)]},{rest}")
     return "".join(line + "\n" for line in lines), out
