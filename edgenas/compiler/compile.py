@@ -11,20 +11,24 @@ kernel they match, and the library records which kernels were tuned and which fe
 average pools and the batch-1 classifiers (vector-matrix products) are scheduled by hand (schedules.py), whatever
 the database holds. Clips (ReLU6) become Relax operators first, so they follow the layout and fuse (clip.py); an
 int8 (QDQ) model's convolutions and matrix products become integer kernels (int8.py). CUDA targets get DLight's
-default GPU schedules for kernels without tuned ones. Libraries for another instruction set are linked with the
-target's cross compiler, so an aarch64 target yields a real ARM ELF.
+default GPU schedules for kernels without tuned ones. Weights are transposed and reshaped in NumPy before Relax's
+pipeline, which would compile a kernel for each (constants.py). Libraries for another instruction set are linked
+with the target's cross compiler, so an aarch64 target yields a real ARM ELF.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import onnx
 
 from ..device.target import ResolvedTarget
 from ..errors import EdgenasError
 from .clip import clips_as_relax_ops
+from .constants import rearranged_constants
 from .fastmath import fast_sigmoid
 from .fusion import fuse_elementwise_prologues
 from .int8 import integer_kernels
@@ -74,6 +78,7 @@ def lower(onnx_path: str | Path, target: ResolvedTarget):
         mod = integer_kernels(mod)
     if target.device == "cpu":
         mod = fast_sigmoid(relax.transform.ConvertLayout(CPU_LAYOUTS)(clips_as_relax_ops(mod)))
+    mod = rearranged_constants(mod)
     with target.tvm_target():
         mod = fuse_elementwise_prologues(relax.get_pipeline("zero")(mod))
     return _drop_custom_rules(mod)
@@ -90,8 +95,9 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
     mod = lower(onnx_path, target)
     check_given(tuning_db)
     paths = databases_for(target, tuning_db)
-    keys = _workload_keys(mod) if paths else set()
-    databases = [(str(p), open_fastest(p, REPLAY_TOP_K, keys)) for p in paths]
+    keys = kernel_keys(mod) if paths else set()
+    # each database is opened (its records replayed) when a kernel first needs it: most networks need one
+    databases = [(str(p), functools.cache(functools.partial(open_fastest, p, REPLAY_TOP_K, keys))) for p in paths]
     tvm_target = target.tvm_target()
     sources: dict[str, str] = {}
     with tvm_target:
@@ -155,7 +161,7 @@ def _signatures(mod) -> tuple[KernelSignature, ...]:
     return tuple(out)
 
 
-def _workload_keys(mod) -> set[str]:
+def kernel_keys(mod) -> set[str]:
     """The database keys of the module's kernels (`workload_key`), as MetaSchedule normalises a kernel."""
     from tvm import tirx
     from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
@@ -163,9 +169,9 @@ def _workload_keys(mod) -> set[str]:
     return {workload_key(_normalize_mod(f)) for f in mod.functions.values() if isinstance(f, tirx.PrimFunc)}
 
 
-def _apply_databases(mod, databases: list[tuple[str, object]], tvm_target):
+def _apply_databases(mod, databases: list[tuple[str, Callable]], tvm_target):
     """Replace each kernel's default schedule by the best one for its workload in the first of `databases`
-    (name, database) that has one that applies; return the module and, per tuned kernel, the name of the
+    (name, a function that opens the database) that has one that applies; return the module and, per tuned kernel, the name of the
     database its schedule came from. A database matches a kernel by its anchor block (e.g. the convolution),
     so a record tuned with one fused epilogue is replayed on another. A kernel on which none of its workload's
     best records replays keeps its default schedule, as does a kernel with no record
@@ -174,7 +180,8 @@ def _apply_databases(mod, databases: list[tuple[str, object]], tvm_target):
 
     def from_databases(func):
         one = _normalize_mod(func)
-        for name, database in databases:
+        for name, opened in databases:
+            database = opened()
             sch = _replayed(one, database, tvm_target) if database.has_workload(one) else None
             if sch is not None:
                 return sch, name
