@@ -8,7 +8,8 @@ the databases shipped with edgenas for the target's instruction set, one per fam
 first (`SHIPPED_DATABASES/<target>/<family>`, made with `export_database` from the databases tuned here,
 gzip-compressed: a workload is base64 of indented JSON, 13x smaller compressed) (`databases_for`), loading each
 workload's few fastest records (`open_fastest`), and only of the workloads the network has: a record's trace is
-replayed as it loads, so the whole shipped database took 4 s. MetaSchedule's databases do not know their target: keep one per target.
+replayed as it loads, so the whole shipped database took 4 s. MetaSchedule's databases do not know their target:
+keep one per target.
 """
 from __future__ import annotations
 
