@@ -97,8 +97,8 @@ def summary(report: dict[str, Any], directory: Path) -> str:
     if len(origins) > 1:  # the user's records first, the shipped ones for the workloads they lack
         how += "; schedules from " + ", ".join(f"{n} {_database_name(db)}" for db, n in origins.items())
     elif _shipped(comp["tuning_db"]):
-        how += f"; from the database shipped for {Path(comp['tuning_db']).relative_to(SHIPPED_DATABASES)}, edgenas tune --target " \
-               f"{r['profile']} tunes for this CPU"
+        shipped = Path(comp["tuning_db"]).relative_to(SHIPPED_DATABASES)
+        how += f"; from the database shipped for {shipped}, edgenas tune --target {r['profile']} tunes for this CPU"
     if hand:
         how += f"; {hand} kernel{'' if hand == 1 else 's'} (global pools, classifier) scheduled by hand"
     lines.append(f"compiled   {comp['kernels']} kernels in {comp['seconds']:.1f} s ({how})")

@@ -173,8 +173,8 @@ def _apply_databases(mod, databases: list[tuple[str, Callable]], tvm_target):
     """Replace each kernel's default schedule by the best one for its workload in the first of `databases`
     (name, a function that opens the database) that has one that applies; return the module and, per tuned
     kernel, the name of the database its schedule came from. A database matches a kernel by its anchor block
-    (e.g. the convolution), so a record tuned with one fused epilogue is replayed on another. A kernel on which none of its workload's
-    best records replays keeps its default schedule, as does a kernel with no record
+    (e.g. the convolution), so a record tuned with one fused epilogue is replayed on another. A kernel on which
+    none of its workload's best records replays keeps its default schedule, as does a kernel with no record
     (MetaScheduleApplyDatabase would fail the whole module instead)."""
     from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
 
