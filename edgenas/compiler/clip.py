@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from .rewrite import rewritten
+
 BOUND_KERNEL = re.compile(r"(maximum|minimum)\d*")  # the names emit_te gives topi.maximum / topi.minimum kernels
 
 
@@ -34,8 +36,4 @@ def clips_as_relax_ops(mod):
                 return call
             return getattr(relax.op, found.group(1))(args[0], args[1])
 
-    rewrite = Rewrite(mod)
-    for gv, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            rewrite.builder_.update_func(gv, rewrite.visit_expr(func))
-    return relax.transform.DeadCodeElimination()(rewrite.builder_.get())
+    return rewritten(mod, Rewrite)

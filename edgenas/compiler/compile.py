@@ -12,8 +12,9 @@ average pools and the batch-1 classifiers (vector-matrix products) are scheduled
 the database holds. Clips (ReLU6) become Relax operators first, so they follow the layout and fuse (clip.py); an
 int8 (QDQ) model's convolutions and matrix products become integer kernels (int8.py). CUDA targets get DLight's
 default GPU schedules for kernels without tuned ones. Weights are transposed and reshaped in NumPy before Relax's
-pipeline, which would compile a kernel for each (constants.py). Libraries for another instruction set are linked
-with the target's cross compiler, so an aarch64 target yields a real ARM ELF.
+pipeline, which would compile a kernel for each (constants.py), and squeeze-excitation's gate scales the weights of
+the convolution after it instead of its input, where the weights are the smaller (gates.py). Libraries for another
+instruction set are linked with the target's cross compiler, so an aarch64 target yields a real ARM ELF.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from .clip import clips_as_relax_ops
 from .constants import rearranged_constants
 from .fastmath import fast_sigmoid
 from .fusion import fuse_elementwise_prologues
+from .gates import gates_folded_into_weights
 from .int8 import integer_kernels
 from .schedules import HAND_SCHEDULED, hand_schedule
 from .tuning_db import check_given, databases_for, open_fastest, workload_key
@@ -78,7 +80,7 @@ def lower(onnx_path: str | Path, target: ResolvedTarget):
         mod = integer_kernels(mod)
     if target.device == "cpu":
         mod = fast_sigmoid(relax.transform.ConvertLayout(CPU_LAYOUTS)(clips_as_relax_ops(mod)))
-    mod = rearranged_constants(mod)
+    mod = gates_folded_into_weights(rearranged_constants(mod))
     with target.tvm_target():
         mod = fuse_elementwise_prologues(relax.get_pipeline("zero")(mod))
     return _drop_custom_rules(mod)

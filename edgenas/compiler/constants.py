@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rewrite import rewritten
+
 
 def rearranged_constants(mod):
     """`mod` with every `permute_dims` or `reshape` of a constant replaced by the constant it computes."""
@@ -40,8 +42,4 @@ def rearranged_constants(mod):
                 return relax.const(data.reshape([int(d) for d in call.args[1].values]))
             return call
 
-    fold = Fold(mod)
-    for gv, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            fold.builder_.update_func(gv, fold.visit_expr(func))
-    return relax.transform.DeadCodeElimination()(fold.builder_.get())
+    return rewritten(mod, Fold)

@@ -9,11 +9,13 @@ convolution's epilogue as it did the intrinsic.
 """
 from __future__ import annotations
 
+from .rewrite import rewritten
+
 
 def fast_sigmoid(mod):
     """The module with every float32 `relax.sigmoid` computed through TOPI's vectorisable `fast_exp`."""
     import tvm
-    from tvm import relax, te, topi
+    from tvm import te, topi
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
     sigmoid_op = tvm.ir.Op.get("relax.sigmoid")
@@ -30,8 +32,4 @@ def fast_sigmoid(mod):
                 return self.builder_.call_te(sigmoid, call.args[0], primfunc_name_hint="fast_sigmoid")
             return call
 
-    rewrite = Rewrite(mod)
-    for gv, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            rewrite.builder_.update_func(gv, rewrite.visit_expr(func))
-    return rewrite.builder_.get()
+    return rewritten(mod, Rewrite)
