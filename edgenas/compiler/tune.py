@@ -177,11 +177,14 @@ def tune(profile: str | Profile, space: str | SearchSpace = DEFAULT_SPACE, trial
     progress_file = path / PROGRESS
     progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
     plan = []
-    for task, weight in zip(tasks, weights):
-        mod = task.dispatched[0]
-        if is_hand_scheduled(mod["main"]):
-            log(f"{task.task_name}: scheduled by hand (compiler/schedules.py), not tuned")
+    by_hand = [is_hand_scheduled(task.dispatched[0]["main"]) for task in tasks]
+    if any(by_hand):
+        log(f"{sum(by_hand)} tasks scheduled by hand (compiler/schedules.py: global pools, batch-1 classifiers), "
+            f"not tuned")
+    for task, weight, hand in zip(tasks, weights, by_hand):
+        if hand:
             continue
+        mod = task.dispatched[0]
         if database.has_workload(mod):  # equal by anchor block, but its other blocks may be named otherwise
             mod = database.commit_workload(mod).mod  # there: a trace must replay on the module stored with it
         flops = float(estimate_tir_flops(mod))
