@@ -5,9 +5,10 @@ Squeeze-excitation ends in `conv2d(x * g, W)`: a gate `g`, one value per channel
 linear in its input channels, `conv2d(x * g, W) = conv2d(x, W * g)` with `g` along W's input-channel axis: the
 multiply moves from the activations to the weights. This pass does that where the weights are the smaller of the
 two (H*W of `x` above kh*kw*O of W: the high-resolution stages; in the last ones the weights outweigh the
-activations and the multiply stays). The tensor `x * g` then never exists, FuseOps fuses the weight scaling into
-the small convolution that computes the gate, and the projection is the same kernel as before, so its tuning
-records still apply. Only at batch 1: at batch N every sample would need weights of its own.
+activations and the multiply stays). The tensor `x * g` then never exists; the weight scaling is a small kernel of
+its own (FuseOps does not fuse the gate's reshape into the convolution that computes the gate), and the projection
+is the same kernel as before, so its tuning records still apply. Only at batch 1: at batch N every sample would
+need weights of its own.
 """
 from __future__ import annotations
 
@@ -42,11 +43,11 @@ def gates_folded_into_weights(mod):
                                    tvm.ir.expr.Constant):
                 return call
             data_layout, kernel_layout = str(call.attrs.data_layout), str(call.attrs.kernel_layout)
+            w_shape, channel = shape(weights), data_layout.index("C")
             for x, g in (product.args, product.args[::-1]):
-                x_shape, g_shape, w_shape = shape(x), shape(g), shape(weights)
+                x_shape, g_shape = shape(x), shape(g)
                 if None in (x_shape, g_shape, w_shape) or len(x_shape) != 4 or len(g_shape) != 4:
                     continue
-                channel = data_layout.index("C")
                 gate_like = [1] * 4
                 gate_like[channel] = x_shape[channel]
                 if g_shape != gate_like or x_shape[data_layout.index("N")] != 1:

@@ -5,6 +5,8 @@ import pytest
 
 from edgenas.compiler.gates import gates_folded_into_weights
 
+from .test_constants import calls
+
 
 def gated_projection(batch: int, size: int, channels: int, outputs: int):
     """A Relax module `conv2d(x * sigmoid(mean(x)), W)`, NHWC/HWIO, W a constant; and W."""
@@ -26,12 +28,7 @@ def gated_projection(batch: int, size: int, channels: int, outputs: int):
 
 def multiplies(mod) -> list[list[int]]:
     """The output shapes of the module's `multiply` calls."""
-    import tvm
-    from tvm import relax
-
-    op = tvm.ir.Op.get("relax.multiply")
-    return [[int(d) for d in b.value.ty.shape] for block in mod["main"].body.blocks for b in block.bindings
-            if isinstance(b.value, relax.Call) and b.value.op == op]
+    return [[int(d) for d in call.ty.shape] for call in calls(mod, "relax.multiply")]
 
 
 def run(mod, x: np.ndarray) -> np.ndarray:
