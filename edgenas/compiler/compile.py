@@ -13,8 +13,10 @@ the database holds. Clips (ReLU6) become Relax operators first, so they follow t
 int8 (QDQ) model's convolutions and matrix products become integer kernels (int8.py). CUDA targets get DLight's
 default GPU schedules for kernels without tuned ones. Weights are transposed and reshaped in NumPy before Relax's
 pipeline, which would compile a kernel for each (constants.py), and squeeze-excitation's gate scales the weights of
-the convolution after it instead of its input, where the weights are the smaller (gates.py). Libraries for another
-instruction set are linked with the target's cross compiler, so an aarch64 target yields a real ARM ELF.
+the convolution after it instead of its input, where the weights are the smaller (gates.py). On CPUs each scheduled
+kernel's constant weights are stored in the order its loops read them, computed once at compile time (prepack.py).
+Libraries for another instruction set are linked with the target's cross compiler, so an aarch64 target yields a
+real ARM ELF.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from .fastmath import fast_sigmoid
 from .fusion import fuse_elementwise_prologues
 from .gates import gates_folded_into_weights
 from .int8 import integer_kernels
+from .prepack import mark_layout_free, prepacked, weights_in_read_order
 from .schedules import HAND_SCHEDULED, hand_schedule
 from .tuning_db import check_given, databases_for, open_fastest, workload_key
 
@@ -83,7 +86,7 @@ def lower(onnx_path: str | Path, target: ResolvedTarget):
     mod = gates_folded_into_weights(rearranged_constants(mod))
     with target.tvm_target():
         mod = fuse_elementwise_prologues(relax.get_pipeline("zero")(mod))
-    return _drop_custom_rules(mod)
+    return _drop_custom_rules(mark_layout_free(mod) if target.device == "cpu" else mod)
 
 
 def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | Path,
@@ -119,6 +122,9 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
 
             mod = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
                                           dl.gpu.GeneralReduction(), dl.gpu.Fallback())(mod)
+        else:
+            mod, renamed = prepacked(mod)
+            sources = {renamed.get(name, name): source for name, source in sources.items()}
     kernels = tuple(sorted(gv.name_hint for gv, f in mod.functions.items() if isinstance(f, tirx.PrimFunc)))
     signatures = _signatures(mod)
     executable = tvm.compile(mod, target=tvm_target)
@@ -204,6 +210,7 @@ def _schedule_kernels(mod, schedule):
         found = schedule(func)
         if found is not None:
             sch, sources[gv.name_hint] = found
+            sch = weights_in_read_order(sch)
             new = sch.mod["main"].with_attr("tirx.is_scheduled", True)
             symbol = func.attrs.get("global_symbol") if func.attrs else None
             mod[gv] = new.with_attr("global_symbol", symbol) if symbol else new.without_attr("global_symbol")
