@@ -189,8 +189,10 @@ def _only(workloads: str, records: list[str], keys: set[str] | None) -> tuple[st
 
 
 def _read(path: Path, name: str) -> str:
-    """The file `name` of the database at `path`, or its gzip-compressed form `name.gz` (as databases ship)."""
-    if not (path / name).exists() and (path / f"{name}.gz").exists():
+    """The file `name` of the database at `path`, or its gzip-compressed form `name.gz` (as databases ship) where
+    the plain file is missing or empty (MetaSchedule creates empty ones in a directory it opens)."""
+    plain = path / name
+    if not (plain.exists() and plain.stat().st_size) and (path / f"{name}.gz").exists():
         return gzip.decompress((path / f"{name}.gz").read_bytes()).decode()
     return (path / name).read_text()
 

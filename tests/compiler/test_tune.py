@@ -255,6 +255,16 @@ def test_open_fastest_loads_only_the_workloads_asked_for(tuned_db):
     assert not open_fastest(tuned_db, only=set()).get_all_tuning_records()
 
 
+def test_a_compressed_database_beside_empty_plain_files_keeps_its_records(tuned_db, tmp_path):
+    """MetaSchedule creates empty plain files in a directory it opens; a compressed (shipped) database that has
+    them beside it is still read from its .gz files, not as an empty database."""
+    shipped = tmp_path / "shipped"
+    copied = export_database([tuned_db], shipped, top_k=2, compress=True)
+    for name in ("database_workload.json", "database_tuning_record.json"):
+        (shipped / name).touch()
+    assert copied > 0 and len(open_fastest(shipped, top_k=2).get_all_tuning_records()) == copied
+
+
 @pytest.mark.skipif(not (SHIPPED_X86 / "amd").is_dir(), reason="merges a shipped database")
 def test_databases_merge_into_one_compressed_shipped_database(tuned_db, tmp_path):
     """How the shipped database gathers every space's records: the union of the workloads (here the small
