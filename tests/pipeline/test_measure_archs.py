@@ -25,9 +25,12 @@ def test_a_rerun_measures_only_the_missing_runtime(small, tmp_path):
     with Store(db) as store:
         assert sorted(r.runtime for r in store.records()) == ["onnxruntime", "tvm"]
     again = measure_archs("host", [ARCH], space=small, db=db, runtimes=["tvm", "onnxruntime"], timing=FAST)
-    assert again.rows == [] and again.skipped == [arch]
-    with Store(db) as store:
-        assert len(list(store.records())) == 2, "a rerun adds no twin"
+    if run.rows[0]["onnxruntime"]["under_load"]:  # a busy machine (or a VM's stolen time): not support, so
+        assert [sorted(k for k in r if k != "arch") for r in again.rows] == [["onnxruntime"]]  # measured again
+    else:
+        assert again.rows == [] and again.skipped == [arch]
+        with Store(db) as store:
+            assert len(list(store.records())) == 2, "a rerun adds no twin"
 
 
 def test_the_table_marks_unstable_measurements():
