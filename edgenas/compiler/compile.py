@@ -86,7 +86,7 @@ def lower(onnx_path: str | Path, target: ResolvedTarget):
     mod = gates_folded_into_weights(rearranged_constants(mod))
     with target.tvm_target():
         mod = fuse_elementwise_prologues(relax.get_pipeline("zero")(mod))
-    return _drop_custom_rules(mark_layout_free(mod) if target.device == "cpu" else mod)
+    return _drop_custom_rules(mod)
 
 
 def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | Path,
@@ -98,6 +98,8 @@ def compile_onnx(onnx_path: str | Path, target: ResolvedTarget, out_path: str | 
 
     start = time.perf_counter()
     mod = lower(onnx_path, target)
+    if target.device == "cpu":  # marked here, not in `lower`: tune searches without it (see prepack.py)
+        mod = mark_layout_free(mod)
     check_given(tuning_db)
     paths = databases_for(target, tuning_db)
     keys = kernel_keys(mod) if paths else set()

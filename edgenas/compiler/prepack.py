@@ -4,12 +4,14 @@ compile time to every scheduled CPU kernel, with the rewritten weights computed 
 A tuned convolution's tiling reads its weights in tiles (e.g. 16 output channels of 15 input channels at a time);
 in HWIO order such a tile is 15 strided rows, and in a whole inference the weights come from DRAM (19.6 MB of them
 per EfficientNet inference, far more than the caches hold). MetaSchedule's `RewriteLayout` postprocessor gives a
-buffer marked layout-free (here: the constants of each convolution or matrix product, `mark_layout_free`, which
-`lower` applies, so `tune` searches with the rewrite too) the layout in which the kernel's loops read it, as a
-transformation block ahead of the kernel. `SplitLayoutRewritePreproc` moves that block into a function of its own,
-called on the constant, and the call is evaluated into a new constant here. The postprocessor needs only the
-finished schedule, not a new search, so the records of a database tuned before it get the same rewrite at compile
-time (a record tuned with the weights marked already carries it).
+buffer marked layout-free (here: the weights of each convolution or matrix product, `mark_layout_free`) the layout
+in which the kernel's loops read it, as a transformation block ahead of the kernel. `SplitLayoutRewritePreproc`
+moves that block into a function of its own, called on the constant, and the call is evaluated into a new constant
+here. The postprocessor needs only the finished schedule, not a new search, so the records of a database get the
+rewrite at compile time. `tune` searches without it: with the weights marked, MetaSchedule's builder failed on
+some candidates' layout rewrites (an int8 convolution's: RemoveWeightLayoutRewriteBlock's check that the rewrite
+reads its weights at plain variables), and one failure ends the whole run. (A record tuned with the weights marked would carry the rewrite in its trace and is
+not rewritten twice.)
 Measured on effnet's 7x7 1x1 convolution 1920 -> 320, the shipped record, 2 threads (hot / caches flushed):
 276 / 509 us as tuned, 241 / 344 us with the weights rewritten.
 """
@@ -23,10 +25,11 @@ PREPROC = "meta_schedule.layout_rewrite_preproc"  # the annotation of RewriteLay
 
 
 def mark_layout_free(mod):
-    """`mod` with each kernel that has an anchor block (a convolution, a matrix product) marked with the arguments
-    that every call passes a constant as its `layout_free_buffers`. (Relax's AttachAttrLayoutFreeBuffers does the
-    same but renames every kernel.) Kernels without an anchor are left unmarked: the database files them under a
-    hash of the whole function, attributes included, and their records would no longer be found."""
+    """`mod` with each kernel that has an anchor block (a convolution, a matrix product) marked with the constants
+    that block reads (its weights; every call must pass a constant there) as its `layout_free_buffers`. Relax's
+    AttachAttrLayoutFreeBuffers marks every constant (biases and scales, which the epilogue reads in order anyway)
+    and renames every kernel. Kernels without an anchor are left unmarked: the database files them under a hash of
+    the whole function, attributes included, and their records would no longer be found."""
     import tvm
     from tvm import relax, tirx
     from tvm.s_tir.analysis import find_anchor_sblock
@@ -43,8 +46,11 @@ def mark_layout_free(mod):
     marked = mod.clone()
     for gv, positions in constant.items():
         func = mod[gv]
-        if positions and isinstance(func, tirx.PrimFunc) and find_anchor_sblock(tvm.IRModule({"main": func})):
-            marked[gv] = func.with_attr("layout_free_buffers", sorted(positions))
+        anchor = find_anchor_sblock(tvm.IRModule({"main": func})) if isinstance(func, tirx.PrimFunc) else None
+        read = {region.source.name for region in anchor.reads} if anchor is not None else set()
+        weights = sorted(i for i in positions if func.params[i].name in read)  # TVM 0.27: a parameter is its buffer
+        if weights:
+            marked[gv] = func.with_attr("layout_free_buffers", weights)
     return marked
 
 
@@ -54,10 +60,16 @@ def weights_in_read_order(sch):
     from tvm.s_tir import meta_schedule as ms
 
     func = sch.mod["main"]
-    if not (func.attrs and func.attrs.get("layout_free_buffers")) or _has_preproc(sch):
+    if not (func.attrs and func.attrs.get("layout_free_buffers")) or _preprocs(sch):
         return sch
     rewritten = sch.copy()
-    return rewritten if ms.postproc.RewriteLayout().apply(rewritten) else sch
+    if not ms.postproc.RewriteLayout().apply(rewritten):
+        return sch
+    # SplitLayoutRewritePreproc takes rewrites ahead of the kernel only; in some int8 kernels' schedules the
+    # rewrite lands inside a loop nest with other blocks
+    first = [rewritten.get(b).annotations for b in rewritten.get_child_blocks(rewritten.get_sblock("root"))]
+    ahead = sum(PREPROC in a for a in first)
+    return rewritten if ahead == _preprocs(rewritten) else sch
 
 
 def prepacked(mod):
@@ -137,6 +149,6 @@ def _evaluated(expr, grid):
     return operation(_evaluated(expr.a, grid), _evaluated(expr.b, grid))
 
 
-def _has_preproc(sch) -> bool:
-    """Whether the schedule's trace annotated a block as a layout rewrite (a record tuned with marked weights)."""
-    return any(inst.kind.name == "Annotate" and str(inst.attrs[0]) == PREPROC for inst in sch.trace.insts)
+def _preprocs(sch) -> int:
+    """How many blocks the schedule's trace annotated as layout rewrites."""
+    return sum(inst.kind.name == "Annotate" and str(inst.attrs[0]) == PREPROC for inst in sch.trace.insts)
