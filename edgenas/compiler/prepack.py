@@ -56,7 +56,8 @@ def mark_layout_free(mod):
 
 def weights_in_read_order(sch):
     """The schedule `sch` with its layout-free buffers rewritten to the order its loops read them, or `sch` as it
-    is where it has none, already carries the rewrite, or the postprocessor does not apply."""
+    is where it has none, already carries the rewrite, or the postprocessor does not apply or puts the rewrite
+    anywhere but ahead of the kernel."""
     from tvm.s_tir import meta_schedule as ms
 
     func = sch.mod["main"]
@@ -65,8 +66,8 @@ def weights_in_read_order(sch):
     rewritten = sch.copy()
     if not ms.postproc.RewriteLayout().apply(rewritten):
         return sch
-    # SplitLayoutRewritePreproc takes rewrites ahead of the kernel only; in some int8 kernels' schedules the
-    # rewrite lands inside a loop nest with other blocks
+    # SplitLayoutRewritePreproc takes rewrites ahead of the kernel only (in some tuned int8 kernels the rewrite
+    # lands inside a loop nest with other blocks)
     first = [rewritten.get(b).annotations for b in rewritten.get_child_blocks(rewritten.get_sblock("root"))]
     ahead = sum(PREPROC in a for a in first)
     return rewritten if ahead == _preprocs(rewritten) else sch
