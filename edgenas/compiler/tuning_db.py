@@ -194,7 +194,7 @@ def _read(path: Path, name: str) -> str:
     plain = path / name
     if not (plain.exists() and plain.stat().st_size) and (path / f"{name}.gz").exists():
         return gzip.decompress((path / f"{name}.gz").read_bytes()).decode()
-    return (path / name).read_text()
+    return plain.read_text()
 
 
 def _drop_partial_line(path: Path) -> None:

@@ -75,8 +75,9 @@ def test_the_weights_take_the_tiles_order_and_the_result_is_the_same():
     mod[name] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
     packed, renamed = prepacked(mod)
     assert renamed == {name: f"{name}_prepacked"} and not [k for k in kernels(packed) if "weight_prepack" in k]
-    weights = [p for p in kernels(packed)[renamed[name]].params if len(p.shape) != 4 or p.shape[-1] != 48]
-    assert [[int(d) for d in p.shape] for p in weights][0] != list(w.shape)  # packed into tiles
+    packed_w = kernels(packed)[renamed[name]].params[1]  # (x, W, b, out), as the kernel took them
+    shape = [int(d) for d in packed_w.shape]
+    assert shape != list(w.shape) and np.prod(shape) == w.size  # the same weights, packed into tiles
     x = np.random.default_rng(1).standard_normal((1, 4, 4, 32), dtype=np.float32)
     expected = np.einsum("nhwc,co->nhwo", x * c, w[0, 0]) + b
     np.testing.assert_allclose(run(packed, x), expected, rtol=1e-5, atol=1e-5)
